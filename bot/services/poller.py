@@ -1,0 +1,459 @@
+"""Polling: due sources → fetch → parse → new or changed items → text → summary → store → match → outbox.
+
+Rules:
+- The scheduler keeps no state: a tick asks the database which sources are due and leases them, so a
+  restart or a second poller loses and duplicates nothing.
+- Each source is polled in its own task under a global concurrency cap; one slow or broken source
+  never delays the others (the tick does not wait for it).
+- What counts as new: an item whose key (GUID, canonical link, or hash of title+date) this source has
+  never stored. An item whose content changed is an update, never a second alert.
+- A source's first successful poll stores what the feed already carries without alerting (nobody
+  wants fifty old stories the minute a source is added); every later new item alerts.
+- Failures are values: recorded on the source (kind, status, message, time, streak), backed off, and
+  after `source_error_limit` in a row the source is disabled and the admins are told once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.core.feeds import FeedItem, FeedParseError, ParsedFeed, parse_feed
+from bot.core.language import detect_language
+from bot.core.matching import Document
+from bot.core.polling import PollPolicy, next_check_at, parse_cache_headers
+from bot.core.render import escape
+from bot.core.summary import clean_text, summarize
+from bot.db import repo
+from bot.db.models import Article, Source
+from bot.fetcher.extract import ExtractedArticle, extract_article, needs_full_text
+from bot.fetcher.http import Fetcher, FetchError, FetchResult
+from bot.services.matcher import Matcher
+
+log = logging.getLogger(__name__)
+
+MAX_TEXT_CHARS = 100_000
+MAX_FULL_TEXT_FETCHES_PER_POLL = 20
+
+
+@dataclass(frozen=True, slots=True)
+class SourceState:
+    """What a poll needs to know of a source, detached from the session that loaded it."""
+
+    id: int
+    url: str
+    name: str
+    language: str | None
+    etag: str | None
+    last_modified: str | None
+    body_hash: str | None
+    error_streak: int
+    first_poll: bool
+
+    @classmethod
+    def of(cls, source: Source) -> SourceState:
+        return cls(
+            id=source.id,
+            url=source.url,
+            name=source.name,
+            language=source.language,
+            etag=source.etag,
+            last_modified=source.last_modified,
+            body_hash=source.body_hash,
+            error_streak=source.error_streak,
+            first_poll=source.last_success_at is None,
+        )
+
+
+@dataclass(slots=True)
+class PollReport:
+    source_id: int
+    outcome: str  # ok | not_modified | unchanged | error
+    new_articles: int = 0
+    updated_articles: int = 0
+    alerts: int = 0
+    error: str | None = None
+    elapsed_ms: float = 0.0
+
+
+@dataclass(slots=True)
+class _PreparedItem:
+    item: FeedItem
+    text: str
+    summary: str
+    language: str | None
+    url: str | None
+    title: str
+
+
+@dataclass(slots=True)
+class PollerConfig:
+    policy: PollPolicy
+    error_limit: int = 10
+    summary_max_chars: int = 400
+    fetch_full_text: bool = True
+    concurrency: int = 50
+    lease: timedelta = timedelta(minutes=5)
+    admin_ids: frozenset[int] = frozenset()
+
+
+@dataclass
+class Poller:
+    session_factory: async_sessionmaker[AsyncSession]
+    fetcher: Fetcher
+    matcher: Matcher
+    config: PollerConfig
+    clock: Callable[[], datetime]
+    owner: str = "poller"
+    on_alerts: Callable[[], None] | None = None
+    _running: set[asyncio.Task[PollReport]] = field(default_factory=set)
+    _semaphore: asyncio.Semaphore | None = None
+
+    # --- scheduling ---------------------------------------------------------------------------
+
+    async def tick(self) -> int:
+        """Starts a task for every due source this process can take now; returns how many started."""
+        free = self.config.concurrency * 2 - len(self._running)
+        if free <= 0:
+            return 0
+        async with self.session_factory() as session, session.begin():
+            sources = await repo.claim_due_sources(
+                session, now=self.clock(), owner=self.owner, lease=self.config.lease, limit=free
+            )
+            states = [SourceState.of(s) for s in sources]
+        for state in states:
+            task = asyncio.create_task(self.poll_source(state), name=f"poll-source-{state.id}")
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+        return len(states)
+
+    async def poll_all_due(self) -> list[PollReport]:
+        """Polls every due source and waits for all of them (CLI and tests)."""
+        reports: list[PollReport] = []
+        for _ in range(10_000):
+            async with self.session_factory() as session, session.begin():
+                sources = await repo.claim_due_sources(
+                    session, now=self.clock(), owner=self.owner, lease=self.config.lease, limit=500
+                )
+                states = [SourceState.of(s) for s in sources]
+            if not states:
+                break
+            reports.extend(await asyncio.gather(*(self.poll_source(s) for s in states)))
+        return reports
+
+    async def drain(self, timeout: float) -> None:
+        """Waits for in-flight polls (shutdown); those still running after `timeout` are cancelled,
+        and their leases expire so the next start polls them again."""
+        if not self._running:
+            return
+        done, pending = await asyncio.wait(set(self._running), timeout=timeout)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=1)
+
+    # --- one source ---------------------------------------------------------------------------
+
+    async def poll_source(self, state: SourceState) -> PollReport:
+        if self._semaphore is None:
+            self._semaphore = asyncio.Semaphore(self.config.concurrency)
+        started = time.perf_counter()
+        async with self._semaphore:
+            try:
+                report = await self._poll(state)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # A bug must surface loudly, but must not leave the source leased and silent forever.
+                log.exception("poll crashed", extra={"source": state.id, "url": state.url})
+                report = PollReport(state.id, "error", error=f"internal error: {exc!r}")
+                await self._record_failure(state, "internal", None, f"internal error: {exc!r}", None)
+        report.elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
+        log.info(
+            "polled",
+            extra={
+                "source": state.id,
+                "status": report.outcome,
+                "new": report.new_articles,
+                "updated": report.updated_articles,
+                "alerts": report.alerts,
+                "elapsed_ms": report.elapsed_ms,
+                **({"error": report.error} if report.error else {}),
+            },
+        )
+        if report.alerts and self.on_alerts is not None:
+            self.on_alerts()
+        return report
+
+    async def _poll(self, state: SourceState) -> PollReport:
+        try:
+            result = await self.fetcher.fetch(state.url, etag=state.etag, last_modified=state.last_modified)
+        except FetchError as exc:
+            await self._record_failure(state, exc.kind, exc.status, str(exc), exc.retry_after_seconds)
+            return PollReport(state.id, "error", error=str(exc))
+
+        if result.not_modified or (
+            result.body_hash is not None and result.body_hash == state.body_hash and not state.first_poll
+        ):
+            await self._record_success(state, result, None, not_modified=True)
+            return PollReport(state.id, "not_modified" if result.not_modified else "unchanged")
+
+        loop = asyncio.get_running_loop()
+        try:
+            feed = await loop.run_in_executor(
+                None,
+                functools.partial(
+                    parse_feed, result.body or b"", url=result.url, content_type=result.content_type
+                ),
+            )
+        except FeedParseError as exc:
+            await self._record_failure(state, "parse", result.status, str(exc), None)
+            return PollReport(state.id, "error", error=str(exc))
+
+        async with self.session_factory() as session:
+            known = await repo.known_article_keys(session, state.id, [i.key for i in feed.items])
+        fresh = [i for i in feed.items if i.key not in known]
+        changed = [i for i in feed.items if i.key in known and i.content_hash != known[i.key].content_hash]
+        prepared = await self._prepare(state, fresh, full_text=not state.first_poll)
+        report = await self._store(state, result, feed, prepared, changed)
+        return report
+
+    async def _prepare(self, state: SourceState, items: Sequence[FeedItem], *, full_text: bool) -> list[_PreparedItem]:
+        loop = asyncio.get_running_loop()
+        budget = MAX_FULL_TEXT_FETCHES_PER_POLL if (full_text and self.config.fetch_full_text) else 0
+        prepared: list[_PreparedItem] = []
+        for item in items:
+            extracted: ExtractedArticle | None = None
+            if budget > 0 and item.url and needs_full_text(item):
+                budget -= 1
+                extracted = await self._fetch_full_text(item.url)
+            prepared.append(
+                await loop.run_in_executor(
+                    None,
+                    functools.partial(
+                        _prepare_item, item, extracted, state.language, self.config.summary_max_chars
+                    ),
+                )
+            )
+        return prepared
+
+    async def _fetch_full_text(self, url: str) -> ExtractedArticle | None:
+        try:
+            page = await self.fetcher.fetch(url, accept="text/html,application/xhtml+xml;q=0.9,*/*;q=0.5")
+        except FetchError as exc:
+            log.info("article page not fetched", extra={"url": url, "error": str(exc)})
+            return None
+        if not page.body:
+            return None
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, functools.partial(extract_article, page.body, url=page.url))
+
+    async def _store(
+        self,
+        state: SourceState,
+        result: FetchResult,
+        feed: ParsedFeed,
+        prepared: Sequence[_PreparedItem],
+        changed: Sequence[FeedItem],
+    ) -> PollReport:
+        now = self.clock()
+        report = PollReport(state.id, "ok")
+        async with self.session_factory() as session, session.begin():
+            known = await repo.known_article_keys(session, state.id, [p.item.key for p in prepared])
+            new_articles: list[tuple[Article, _PreparedItem]] = []
+            for p in prepared:
+                if p.item.key in known:  # another poller stored it meanwhile
+                    continue
+                article = await repo.add_article(
+                    session,
+                    Article(
+                        source_id=state.id,
+                        key=p.item.key,
+                        url=p.url,
+                        title=p.title,
+                        summary=p.summary,
+                        text=p.text or None,
+                        author=p.item.author,
+                        language=p.language,
+                        content_hash=p.item.content_hash,
+                        published_at=p.item.published,
+                        first_seen_at=now,
+                    ),
+                )
+                new_articles.append((article, p))
+            report.new_articles = len(new_articles)
+
+            if changed:
+                existing = await repo.known_article_keys(session, state.id, [i.key for i in changed])
+                for item in changed:
+                    article = existing.get(item.key)
+                    if article is None:
+                        continue
+                    article.title = item.title or article.title
+                    if not article.text:
+                        article.summary = summarize(
+                            clean_text(item.content_text or item.summary),
+                            language=article.language,
+                            max_chars=self.config.summary_max_chars,
+                            title=item.title,
+                        ) or article.summary
+                    article.content_hash = item.content_hash
+                    article.updated_at = now
+                report.updated_articles = len(changed)
+
+            if not state.first_poll:
+                rows: list[repo.NewDelivery] = []
+                for article, p in new_articles:
+                    document = Document(
+                        title=article.title,
+                        text=p.text or p.summary,
+                        source_name=state.name,
+                        source_url=state.url,
+                        lang=article.language,
+                    )
+                    for hit in self.matcher.match(document):
+                        terms = list(dict.fromkeys(h.term for h in hit.match.hits))
+                        rows.append(
+                            repo.NewDelivery(
+                                chat_id=hit.target.chat_id,
+                                kind="alert",
+                                dedup_key=f"article:{article.id}",
+                                article_id=article.id,
+                                subscription_id=hit.target.subscription_id,
+                                matched_terms=terms,
+                                message_thread_id=hit.target.message_thread_id,
+                            )
+                        )
+                report.alerts = await repo.enqueue_deliveries(session, rows, now=now)
+
+            source = await repo.get_source(session, state.id)
+            if source is not None:
+                self._apply_success(source, result, feed, now, not_modified=False)
+        return report
+
+    # --- bookkeeping ------------------------------------------------------------------------------
+
+    async def _record_success(
+        self, state: SourceState, result: FetchResult, feed: ParsedFeed | None, *, not_modified: bool
+    ) -> None:
+        async with self.session_factory() as session, session.begin():
+            source = await repo.get_source(session, state.id)
+            if source is not None:
+                self._apply_success(source, result, feed, self.clock(), not_modified=not_modified)
+
+    def _apply_success(
+        self, source: Source, result: FetchResult, feed: ParsedFeed | None, now: datetime, *, not_modified: bool
+    ) -> None:
+        max_age, expires, _ = parse_cache_headers(result.headers, now)
+        published = [i.published for i in feed.items if i.published] if feed else []
+        source.next_check_at = next_check_at(
+            now,
+            policy=self.config.policy,
+            outcome="not_modified" if not_modified else "ok",
+            error_streak=0,
+            ttl_seconds=feed.ttl_seconds if feed else None,
+            cache_max_age=max_age,
+            expires=expires,
+            retry_after_seconds=None,
+            recent_publish_times=published,
+            source_id=source.id,
+        )
+        source.interval_seconds = (source.next_check_at - now).total_seconds()
+        if result.etag or result.last_modified or not not_modified:
+            source.etag = result.etag or (source.etag if not_modified else None)
+            source.last_modified = result.last_modified or (source.last_modified if not_modified else None)
+        if result.body_hash:
+            source.body_hash = result.body_hash
+        if result.permanent_redirect:
+            source.url = result.permanent_redirect
+        if feed is not None and feed.site_url and not source.site_url:
+            source.site_url = feed.site_url
+        source.polls += 1
+        source.not_modified_polls += 1 if not_modified else 0
+        source.last_checked_at = source.last_success_at = now
+        source.error_streak = 0
+        source.lease_owner, source.lease_until = None, None
+
+    async def _record_failure(
+        self, state: SourceState, kind: str, status: int | None, message: str, retry_after: float | None
+    ) -> None:
+        now = self.clock()
+        async with self.session_factory() as session, session.begin():
+            source = await repo.get_source(session, state.id)
+            if source is None:
+                return
+            source.error_streak += 1
+            source.polls += 1
+            source.last_error_kind, source.last_error_status = kind, status
+            source.last_error_message, source.last_error_at = message[:2000], now
+            source.last_checked_at = now
+            source.lease_owner, source.lease_until = None, None
+            source.next_check_at = next_check_at(
+                now,
+                policy=self.config.policy,
+                outcome="error",
+                error_streak=source.error_streak,
+                ttl_seconds=None,
+                cache_max_age=None,
+                expires=None,
+                retry_after_seconds=retry_after,
+                recent_publish_times=(),
+                source_id=source.id,
+            )
+            source.interval_seconds = (source.next_check_at - now).total_seconds()
+            if source.error_streak >= self.config.error_limit and source.enabled:
+                source.enabled = False
+                source.disabled_reason = f"{source.error_streak} failures in a row; last: {message[:300]}"
+                log.warning("source disabled", extra={"source": source.id, "streak": source.error_streak})
+                await self._notify_disabled(session, source, message, now)
+
+    async def _notify_disabled(self, session: AsyncSession, source: Source, message: str, now: datetime) -> None:
+        text = (
+            f"⚠️ Source <b>{escape(source.name)}</b> disabled after {source.error_streak} failed polls "
+            f"in a row.\nLast error: {escape(message[:300])}\nRe-enable it with "
+            f"<code>veille sources enable {source.id}</code>."
+        )
+        rows = []
+        for admin_id in sorted(self.config.admin_ids):
+            if await repo.get_chat(session, admin_id) is None:
+                continue  # the admin never opened the bot: Telegram would refuse the message
+            rows.append(
+                repo.NewDelivery(
+                    chat_id=admin_id,
+                    kind="notice",
+                    dedup_key=f"source-disabled:{source.id}:{now:%Y%m%d%H%M}",
+                    payload=text,
+                )
+            )
+        await repo.enqueue_deliveries(session, rows, now=now)
+
+
+def _prepare_item(
+    item: FeedItem, extracted: ExtractedArticle | None, source_language: str | None, max_chars: int
+) -> _PreparedItem:
+    """CPU-bound part of taking in one item (runs in an executor): text, language, summary."""
+    text = ""
+    if extracted is not None and extracted.text:
+        text = extracted.text
+    elif item.content_text:
+        text = item.content_text
+    text = clean_text(text)[:MAX_TEXT_CHARS] if text else ""
+    basis = text or clean_text(item.summary)
+    language = (
+        item.language
+        or (extracted.language if extracted else None)
+        or detect_language(f"{item.title}. {basis[:2000]}")
+        or source_language
+    )
+    language = language.split("-")[0].lower() if language else None
+    summary = summarize(basis, language=language, max_chars=max_chars, title=item.title)
+    title = item.title or (extracted.title if extracted and extracted.title else "") or (item.url or "")
+    url = item.url or (extracted.canonical_url if extracted else None)
+    return _PreparedItem(item=item, text=text, summary=summary, language=language, url=url, title=title)
