@@ -60,13 +60,13 @@ async def unsubscribe(
 ) -> None:
     if not command.args or not command.args.strip():
         await message.answer(
-            _("Which alert? Send its number from /list, e.g. <code>/unsubscribe 3</code>, or its query.")
+            _("Which alert? Send its id from /list, e.g. <code>/unsubscribe 3</code>, or its query.")
         )
         return
     removed = await subscriptions.unsubscribe(chat_row.id, command.args)
     if removed is None:
         await message.answer(
-            _("No alert <b>{reference}</b> in this chat. /list shows your alerts and their numbers.",
+            _("No alert <b>{reference}</b> in this chat. /list shows your alerts and their ids.",
               reference=escape(command.args.strip()))
         )
         return
@@ -85,7 +85,7 @@ async def list_alerts(message: Message, subscriptions: SubscriptionService, chat
     for alert in alerts:
         paused = _(" (paused)") if alert.paused else ""
         lines.append(f"#{alert.id} <code>{escape(alert.query)}</code>{paused}")
-    lines.append(_("Delete one with <code>/unsubscribe NUMBER</code>."))
+    lines.append(_("Delete one with <code>/unsubscribe ID</code>."))
     await message.answer(_join_within_limit(lines))
 
 

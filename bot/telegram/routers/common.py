@@ -22,7 +22,7 @@ def welcome_text(_: Gettext, first_name: str | None) -> str:
         "Try:\n<code>/subscribe Azerbaïdjan</code>\n<code>/subscribe (OTAN OR NATO) Arménie</code>\n"
         "<code>/subscribe \"Caucase du Sud\" -football</code>\n\n"
         "/list shows your alerts, /help explains the search syntax.",
-        name=f" {name}" if name else "",
+        name=(" " + name) if name else "",
     )
 
 
