@@ -108,7 +108,8 @@ def _dot_can_end(before: str, next_char: str) -> bool:
     found = _WORD_BEFORE.search(before)
     if found is None:
         return True
-    word = found.group(1).lstrip("(«\"“‘'[")
+    # "l'art." is "art.": the elided article is not part of the abbreviation.
+    word = re.split(r"['’]", found.group(1).lstrip("(«\"“‘'["))[-1]
     if _DOTTED_ACRONYM.search(word + "."):
         return False
     if _SINGLE_INITIAL.search(before):

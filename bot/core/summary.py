@@ -75,9 +75,9 @@ _LIST_HEADERS: frozenset[str] = frozenset(
 )
 # Lines that are chrome whatever follows the prefix ("Lire aussi : Un autre titre").
 _CHROME_PREFIX = re.compile(
-    r"^(?:lire aussi|à lire aussi|a lire aussi|voir aussi|read also|read more|related|see also"
-    r"|crédit photo|credit photo|photo credit|©|copyright|tous droits réservés|all rights reserved"
-    r"|publié le|mis à jour le|published on|updated on)\b",
+    r"^(?:©|(?:lire aussi|à lire aussi|a lire aussi|voir aussi|read also|read more|related|see also"
+    r"|crédit photo|credit photo|photo credit|copyright|tous droits réservés|all rights reserved"
+    r"|publié le|mis à jour le|published on|updated on)\b)",
     re.IGNORECASE,
 )
 _COOKIE_WORDS = re.compile(r"\bcookies?\b|\btraceurs\b|\bconsentement\b|\bconsent\b", re.IGNORECASE)
@@ -87,6 +87,9 @@ _COOKIE_ACTION = re.compile(
     re.IGNORECASE,
 )
 _ARTEFACT = re.compile(r"XNUMX|\ufffd|\{\{|\}\}|&[a-z]+;|&#\d+;")
+# Runs of whitespace collapse to one space, except no-break spaces: French typography needs them
+# before « ? ! : » and the summary keeps them.
+_BLANKS = re.compile(r"[^\S\u00a0\u202f]+")
 _INVISIBLE = re.compile(r"[\u00ad\u200b\u200c\u200d\u2060\ufeff]")
 _WORD = re.compile(r"[^\W_]+(?:[-'’][^\W_]+)*")
 _CONTENT_WORD = re.compile(r"[^\W\d_]{3,}")
@@ -118,7 +121,7 @@ def clean_text(text: str) -> str:
     kept: list[str] = []
     in_link_list = False
     for raw_line in text.splitlines():
-        line = " ".join(raw_line.split())
+        line = _BLANKS.sub(" ", raw_line).strip()
         if not line:
             continue
         key = _line_key(line)
