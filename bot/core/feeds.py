@@ -159,15 +159,31 @@ def decode_body(body: bytes, content_type: str | None = None) -> str:
             return body.decode(declared)
         except (UnicodeDecodeError, LookupError):
             continue
+    guessed = _guess_non_latin(body)
+    return guessed if guessed is not None else body.decode("cp1252", "replace")
+
+
+def _guess_non_latin(body: bytes) -> str | None:
+    """The text of an undeclared non-Latin body (Cyrillic, Greek…), or None for a Latin one.
+
+    charset_normalizer tells scripts apart well but hesitates between Latin code pages on short
+    French text (cp1250 "ś" for cp1252 "œ"); a Latin guess is therefore replaced by cp1252,
+    the code page of nearly every Western feed that is not UTF-8.
+    """
     try:
         from charset_normalizer import from_bytes
-
-        best = from_bytes(body[:200_000]).best()
-        if best is not None and best.encoding:
-            return body.decode(best.encoding, "replace")
-    except (ImportError, LookupError):
-        pass
-    return body.decode("cp1252", "replace")
+    except ImportError:  # pragma: no cover - a dependency
+        return None
+    best = from_bytes(body[:200_000]).best()
+    if best is None or not best.encoding:
+        return None
+    try:
+        text = body.decode(best.encoding, "replace")
+    except LookupError:
+        return None
+    letters = [c for c in text if ord(c) > 0x7F and c.isalpha()]
+    non_latin = sum(1 for c in letters if ord(c) > 0x24F)
+    return text if letters and non_latin * 2 > len(letters) else None
 
 
 def _declared_encodings(body: bytes, content_type: str | None) -> list[str]:
@@ -545,11 +561,7 @@ def _parse_xml_feed(text: str, url: str) -> ParsedFeed:
         raise FeedParseError(f"this document is XML but not a feed (its root element is <{local}>)")
     if not feed.items and first_error:
         # lxml kept nothing of a damaged document: feedparser's loose parser sometimes does better.
-        try:
-            fallback = _parse_with_feedparser(text, url)
-        except FeedParseError:
-            return feed
-        return fallback if fallback.items else feed
+        return _fallback_or_fail(text, url, first_error)
     return feed
 
 
