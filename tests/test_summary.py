@@ -167,3 +167,25 @@ def test_any_text_gives_a_bounded_summary(text: str, max_chars: int) -> None:
     summary = summarize(text, max_chars=max_chars)
     assert len(summary) <= max_chars
     assert summary == summary.strip()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "الرئيس الفرنسي يزور الجزائر الأسبوع المقبل في زيارة رسمية. ويلتقي نظيره لبحث العلاقات الثنائية بين البلدين.",
+            "الرئيس الفرنسي يزور الجزائر الأسبوع المقبل في زيارة رسمية.",
+        ),
+        (
+            "Президент России заявил о новых мерах поддержки экономики страны. Меры вступят в силу с января.",
+            "Президент России заявил о новых мерах поддержки экономики страны.",
+        ),
+    ],
+)
+def test_scripts_without_capitals_or_other_alphabets_are_summarised(text: str, expected: str) -> None:
+    assert summarize(text).startswith(expected)
+
+
+def test_shouted_banner_sentence_is_not_the_lead() -> None:
+    text = "ABONNEZ-VOUS DÈS MAINTENANT POUR LIRE LA SUITE DE CET ARTICLE. Le Parlement a adopté mardi la loi de finances pour l'année prochaine."
+    assert summarize(text).startswith("Le Parlement a adopté")

@@ -105,6 +105,8 @@ def _starts_sentence(char: str) -> bool:
 
 def _dot_can_end(before: str, next_char: str) -> bool:
     """Whether a dot after `before`, with `next_char` starting the next word, may end a sentence."""
+    # Only the last word matters; an anchored search over a long line would rescan it at every dot.
+    before = before[-40:]
     found = _WORD_BEFORE.search(before)
     if found is None:
         return True

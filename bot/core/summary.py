@@ -33,6 +33,7 @@ from __future__ import annotations
 import html
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from bot.core.sentences import ends_with_terminal_punctuation, split_sentences
@@ -117,8 +118,12 @@ _STOPWORDS: frozenset[str] = frozenset(
 
 def clean_text(text: str) -> str:
     """The text without page chrome, link lists and artefact sentences, one paragraph per line."""
-    text = _INVISIBLE.sub("", html.unescape(text)) if "&" in text else _INVISIBLE.sub("", text)
-    kept: list[str] = []
+    return "\n".join(_clean_lines(text))
+
+
+def _clean_lines(text: str) -> Iterator[str]:
+    """`clean_text`'s lines, lazily: a summary reads only as far as it needs."""
+    text = _INVISIBLE.sub("", html.unescape(text) if "&" in text else text)
     in_link_list = False
     for raw_line in text.splitlines():
         line = _BLANKS.sub(" ", raw_line).strip()
@@ -138,8 +143,7 @@ def clean_text(text: str) -> str:
             line = " ".join(s for s in split_sentences(line) if not _ARTEFACT.search(s))
             if not line:
                 continue
-        kept.append(line)
-    return "\n".join(kept)
+        yield line
 
 
 def has_scraping_artefact(text: str) -> bool:
@@ -152,17 +156,27 @@ def summarize(
     """Two or three of the text's most informative sentences, lead first, within `max_chars`."""
     if max_chars <= 0:
         return ""
-    cleaned = clean_text(text)
-    sentences = split_sentences(cleaned, language)
     title_words = _content_words(title) if title else frozenset()
     title_key = _sentence_key(title) if title else ""
-    candidates = [
-        _Candidate(position, sentence, _content_words(sentence))
-        for position, sentence in enumerate(sentences)
-        if _is_candidate(sentence) and _sentence_key(sentence) != title_key
-    ][:_MAX_CANDIDATES]
+    candidates: list[_Candidate] = []
+    first_usable = ""
+    position = 0
+    for line in _clean_lines(text):
+        for sentence in split_sentences(line, language):
+            position += 1
+            words = _WORD.findall(sentence)
+            if not words or (title_key and _words_key(words) == title_key):
+                continue
+            if _is_candidate(sentence, len(words)):
+                candidates.append(_Candidate(position, sentence, _content_words(sentence)))
+            elif not first_usable:
+                first_usable = sentence
+        if len(candidates) >= _MAX_CANDIDATES:
+            break
+    candidates = candidates[:_MAX_CANDIDATES]
     if not candidates:
-        return _fallback(sentences, max_chars, title_key)
+        # No sentence qualifies (a feed description, a headline): its first words are better than nothing.
+        return truncate_at_word(first_usable, max_chars)
     lead = candidates[0]
     if len(lead.text) > max_chars:
         return truncate_at_word(lead.text, max_chars)
@@ -208,16 +222,17 @@ def _ranked(pool: list[_Candidate], everyone: list[_Candidate], title_words: fro
     """`pool` best first: degree centrality (LexRank without iteration), title overlap, position."""
     if not pool:
         return []
+    log_size = {candidate.position: math.log(len(candidate.words) + 1) for candidate in everyone}
     centrality: dict[int, float] = {}
     for candidate in pool:
         total = 0.0
         for other in everyone:
-            if other is candidate or not candidate.words or not other.words:
+            if other is candidate:
                 continue
             shared = len(candidate.words & other.words)
             if shared:
                 # TextRank's overlap similarity: normalised by sentence lengths so long sentences do not win by size.
-                total += shared / (math.log(len(candidate.words) + 1) + math.log(len(other.words) + 1))
+                total += shared / (log_size[candidate.position] + log_size[other.position])
         centrality[candidate.position] = total
     top = max(centrality.values()) or 1.0
 
@@ -231,21 +246,13 @@ def _ranked(pool: list[_Candidate], everyone: list[_Candidate], title_words: fro
     return sorted(pool, key=lambda candidate: (-score(candidate), candidate.position))
 
 
-def _is_candidate(sentence: str) -> bool:
-    if len(_WORD.findall(sentence)) < _MIN_WORDS or not ends_with_terminal_punctuation(sentence):
+def _is_candidate(sentence: str, word_count: int) -> bool:
+    if word_count < _MIN_WORDS or not ends_with_terminal_punctuation(sentence):
         return False
     if sentence.count("«") != sentence.count("»"):
         return False
-    letters = [char for char in sentence if char.isalpha()]
-    return not (letters and all(char.isupper() for char in letters))
-
-
-def _fallback(sentences: list[str], max_chars: int, title_key: str) -> str:
-    """The first line with words that is not the title, cut to fit: better than nothing."""
-    usable = [s for s in sentences if _WORD.search(s) and _sentence_key(s) != title_key]
-    if not usable:
-        return ""
-    return truncate_at_word(usable[0], max_chars)
+    # All capitals is a banner or a shouted headline, not news prose.
+    return sentence != sentence.upper() or sentence == sentence.lower()
 
 
 def _content_words(text: str) -> frozenset[str]:
@@ -255,7 +262,11 @@ def _content_words(text: str) -> frozenset[str]:
 
 
 def _sentence_key(text: str) -> str:
-    return " ".join(word.lower() for word in _WORD.findall(text))
+    return _words_key(_WORD.findall(text))
+
+
+def _words_key(words: list[str]) -> str:
+    return " ".join(words).lower()
 
 
 def _line_key(line: str) -> str:
