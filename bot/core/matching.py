@@ -390,8 +390,8 @@ class SubscriptionIndex:
                 hits.extend(TermHit(display, "title", s, e) for s, e in view.spans("title", key, pattern))
             if not in_title and key in view.text_keys:
                 hits.extend(TermHit(display, "text", s, e) for s, e in view.spans("text", key, pattern))
-        hits.sort(key=lambda h: (h.field != "title", h.start, h.end, h.term))
-        return tuple(hits)
+        # The same occurrence can come from two terms (OTAN and intitle:OTAN): list it once.
+        return tuple(sorted(dict.fromkeys(hits), key=_hit_order))
 
     def match(self, doc: Document) -> list[Match]:
         """Every subscription whose query matches `doc`, sorted by subscription id, with its hits."""
@@ -421,6 +421,10 @@ class SubscriptionIndex:
             "patterns": len(self._pattern_refs),
             "automaton_bytes": automaton.get_stats()["total_size"] if automaton is not None else 0,
         }
+
+
+def _hit_order(hit: TermHit) -> tuple[bool, int, int, str]:
+    return hit.field != "title", hit.start, hit.end, hit.term
 
 
 def _subscription_id(match: Match) -> int:

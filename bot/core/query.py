@@ -378,8 +378,9 @@ def _make_term(lx: _Lexeme) -> Node:
 def _source_value(value: str, pos: int) -> str:
     """A host (scheme, path and a leading www. removed) or the normalised words of a source name."""
     candidate = value.strip().lower()
+    is_url = re.match(r"[a-z][a-z0-9+.-]*://", candidate) is not None
     candidate = re.sub(r"^[a-z][a-z0-9+.-]*://", "", candidate).split("/", 1)[0].rstrip(".")
-    if "." in candidate and " " not in candidate:
+    if is_url or ("." in candidate and " " not in candidate):
         if not _HOST.fullmatch(candidate):
             raise QueryError("bad_source", pos + 1, value=value)
         return candidate.removeprefix("www.")
