@@ -77,7 +77,12 @@ def visible_text(text: str) -> str:
 
 
 def _apply_tag(match: re.Match[str], open_tags: list[str], position: int) -> None:
-    closing, name, attributes_text, self_closing = match.group(1), match.group(2), match.group(3), match.group(4)
+    closing, name, attributes_text, self_closing = (
+        match.group(1),
+        match.group(2),
+        match.group(3),
+        match.group(4),
+    )
     lowered = name.lower()
     if lowered not in _ALL_TAGS:
         raise AssertionError(f"tag <{name}> at offset {position} is not allowed by Telegram")
@@ -118,7 +123,9 @@ def _attributes(attributes_text: str, name: str, position: int) -> dict[str, str
     return attributes
 
 
-def _check_attributes(name: str, attributes: dict[str, str | None], open_tags: list[str], position: int) -> None:
+def _check_attributes(
+    name: str, attributes: dict[str, str | None], open_tags: list[str], position: int
+) -> None:
     where = f"<{name}> at offset {position}"
     if name == "a":
         href = attributes.get("href")

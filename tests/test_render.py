@@ -29,9 +29,7 @@ from tests.telegram_html import check_telegram_html, visible_length, visible_tex
 
 DATA = Path(__file__).parent / "data"
 GOLDEN = DATA / "render"
-SAMPLE_TITLE = (
-    "Le chef de l'OTAN salue le soutien de l'Azerbaïdjan à la sécurité et à la stabilité dans le Caucase du Sud"
-)
+SAMPLE_TITLE = "Le chef de l'OTAN salue le soutien de l'Azerbaïdjan à la sécurité et à la stabilité dans le Caucase du Sud"
 SAMPLE_URL = "https://www.eureporter.co/fr/world/azerbaijan/2021/12/15/nato-chief-azerbaijan/"
 PUBLISHED = datetime(2021, 12, 14, 17, 5, tzinfo=UTC)
 
@@ -42,7 +40,9 @@ BASE = AlertView(
     published=PUBLISHED,
     timezone="Europe/Paris",
     summary=summarize(
-        (DATA / "eureporter-fr-otan-azerbaidjan.txt").read_text(encoding="utf-8"), language="fr", title=SAMPLE_TITLE
+        (DATA / "eureporter-fr-otan-azerbaidjan.txt").read_text(encoding="utf-8"),
+        language="fr",
+        title=SAMPLE_TITLE,
     ),
     matched_terms=("OTAN", "Azerbaïdjan"),
 )
@@ -190,8 +190,11 @@ def test_tiny_limit_still_gives_a_valid_nonempty_message() -> None:
 
 @pytest.mark.parametrize(
     ("language", "label", "date"),
-    [("fr", "Aussi dans\u00a0:", "14 déc. 2021, 18:05"), ("en", "Also in:", "14 Dec 2021, 18:05"),
-     ("de", "Also in:", "14 Dec 2021, 18:05")],
+    [
+        ("fr", "Aussi dans\u00a0:", "14 déc. 2021, 18:05"),
+        ("en", "Also in:", "14 Dec 2021, 18:05"),
+        ("de", "Also in:", "14 Dec 2021, 18:05"),
+    ],
 )
 def test_labels_follow_the_chat_language(language: str, label: str, date: str) -> None:
     text = render_alert(dataclasses.replace(BASE, language=language, also_in=("Le Monde",))).text
@@ -205,7 +208,9 @@ def test_summer_time_is_applied() -> None:
 
 
 def small_view(n: int) -> AlertView:
-    return dataclasses.replace(BASE, title=f"Alerte {n}", url=f"https://example.org/{n}", summary=f"Résumé {n}.")
+    return dataclasses.replace(
+        BASE, title=f"Alerte {n}", url=f"https://example.org/{n}", summary=f"Résumé {n}."
+    )
 
 
 def test_bundle_of_small_alerts_fits_in_one_message_without_preview() -> None:

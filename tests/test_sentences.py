@@ -9,7 +9,10 @@ from bot.core.sentences import ends_with_terminal_punctuation, split_sentences
 CASES = [
     # French titles and forms of address
     ("M. Macron a parlé. Mme Dupont aussi.", ["M. Macron a parlé.", "Mme Dupont aussi."]),
-    ("MM. Dupont et Durand sont venus. Ils sont partis.", ["MM. Dupont et Durand sont venus.", "Ils sont partis."]),
+    (
+        "MM. Dupont et Durand sont venus. Ils sont partis.",
+        ["MM. Dupont et Durand sont venus.", "Ils sont partis."],
+    ),
     ("Le Dr. Martin opère. Le Pr. Roux enseigne.", ["Le Dr. Martin opère.", "Le Pr. Roux enseigne."]),
     ("Me Dupont plaide. Il gagne.", ["Me Dupont plaide.", "Il gagne."]),
     ("Elle m'a dit de venir. Tell me. Then go.", ["Elle m'a dit de venir.", "Tell me.", "Then go."]),
@@ -19,7 +22,10 @@ CASES = [
     ("At 9 a.m. Monday the talks began. Nobody came.", ["At 9 a.m. Monday the talks began.", "Nobody came."]),
     ("J. Stoltenberg est là. Vraiment !", ["J. Stoltenberg est là.", "Vraiment !"]),
     # Numbers and dates
-    ("Il y avait 120,000 personnes. Puis 3.5 millions.", ["Il y avait 120,000 personnes.", "Puis 3.5 millions."]),
+    (
+        "Il y avait 120,000 personnes. Puis 3.5 millions.",
+        ["Il y avait 120,000 personnes.", "Puis 3.5 millions."],
+    ),
     ("Le sommet du 15 décembre 2021 a eu lieu. Fin.", ["Le sommet du 15 décembre 2021 a eu lieu.", "Fin."]),
     ("Il a eu lieu en 2002. 2003 fut calme.", ["Il a eu lieu en 2002.", "2003 fut calme."]),
     ("Voir p. 12 du rapport. Fin.", ["Voir p. 12 du rapport.", "Fin."]),
@@ -29,7 +35,10 @@ CASES = [
     ("Le 3 janv. Paris a voté. Lyon aussi.", ["Le 3 janv. Paris a voté.", "Lyon aussi."]),
     # Punctuation, quotes and brackets
     ("Vraiment ? Oui ! Et alors… Rien.", ["Vraiment ?", "Oui !", "Et alors…", "Rien."]),
-    ("Il a dit : « Nous voulons la paix. » Puis il est parti.", ["Il a dit : « Nous voulons la paix. »", "Puis il est parti."]),
+    (
+        "Il a dit : « Nous voulons la paix. » Puis il est parti.",
+        ["Il a dit : « Nous voulons la paix. »", "Puis il est parti."],
+    ),
     ('He said "No." Then left.', ['He said "No."', "Then left."]),
     ("Il est parti (enfin.) Puis revenu.", ["Il est parti (enfin.)", "Puis revenu."]),
     ("Des pommes, des poires, etc. et des fruits.", ["Des pommes, des poires, etc. et des fruits."]),

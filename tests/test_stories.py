@@ -29,9 +29,7 @@ from bot.core.summary import clean_text
 
 DATA = Path(__file__).parent / "data"
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-TITLE = (
-    "Le chef de l'OTAN salue le soutien de l'Azerbaïdjan à la sécurité et à la stabilité dans le Caucase du Sud"
-)
+TITLE = "Le chef de l'OTAN salue le soutien de l'Azerbaïdjan à la sécurité et à la stabilité dans le Caucase du Sud"
 
 
 def local_words(text: str) -> list[str]:
@@ -176,7 +174,9 @@ FP = fingerprint(words(ORIGINAL))
         (FP, T0.replace(tzinfo=None), 7),  # naive means UTC
     ],
 )
-def test_find_story_respects_threshold_and_window(probe: int, published: datetime, expected: int | None) -> None:
+def test_find_story_respects_threshold_and_window(
+    probe: int, published: datetime, expected: int | None
+) -> None:
     index = StoryIndex(threshold=DEFAULT_THRESHOLD, window=timedelta(hours=48))
     index.add(1, 7, FP, T0)
     assert index.find_story(probe, published) == expected

@@ -13,9 +13,7 @@ from bot.core.summary import clean_text, has_scraping_artefact, summarize, trunc
 
 DATA = Path(__file__).parent / "data"
 SAMPLE = (DATA / "eureporter-fr-otan-azerbaidjan.txt").read_text(encoding="utf-8")
-SAMPLE_TITLE = (
-    "Le chef de l'OTAN salue le soutien de l'Azerbaïdjan à la sécurité et à la stabilité dans le Caucase du Sud"
-)
+SAMPLE_TITLE = "Le chef de l'OTAN salue le soutien de l'Azerbaïdjan à la sécurité et à la stabilité dans le Caucase du Sud"
 CHROME = ("XNUMX", "Publicité", "PARTAGEZ", "Partagez", "Suivez", "Tendance", "Publié le")
 
 

@@ -21,7 +21,7 @@ VALID = [
     '<pre><code class="language-python">print(1)</code></pre>',
     "<blockquote>quote</blockquote>",
     "<blockquote expandable>long quote</blockquote>",
-    "AT&amp;T &lt;script&gt; &quot;quoted&quot; &#38; &#x26; \"raw quotes are fine\"",
+    'AT&amp;T &lt;script&gt; &quot;quoted&quot; &#38; &#x26; "raw quotes are fine"',
     "<b>bold <i>and italic <u>and underlined</u></i></b>",
     "emoji 🔎 and RTL مرحبا and accents é",
 ]

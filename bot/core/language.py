@@ -23,11 +23,13 @@ import re
 
 __all__ = ["MIN_CONFIDENCE", "MIN_LETTERS", "NEWS_LANGUAGES", "detect_language"]
 
+# fmt: off
 NEWS_LANGUAGES: tuple[str, ...] = (
     "fr", "en", "de", "es", "it", "pt", "nl", "ca", "ro", "pl", "cs", "sk", "hu", "sv", "da", "no",
     "fi", "el", "ru", "uk", "bg", "sr", "hr", "sl", "lt", "lv", "et", "tr", "az", "hy", "ka", "ar",
     "fa", "he", "hi", "zh", "ja", "ko", "id", "vi",
 )
+# fmt: on
 MIN_LETTERS = 12
 MIN_CONFIDENCE = 0.5
 MAX_CHARS = 2000

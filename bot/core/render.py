@@ -248,7 +248,9 @@ def _truncate_units(text: str, room: int) -> str:
     if boundary > len(head) // 2:
         head = head[:boundary]
     # Never end inside a grapheme: a joiner or a combining mark belongs to what follows or precedes.
-    while head and (head[-1] in "\u200d\ufe0f" or _is_combining(head[-1]) or 0xD800 <= ord(head[-1]) <= 0xDFFF):
+    while head and (
+        head[-1] in "\u200d\ufe0f" or _is_combining(head[-1]) or 0xD800 <= ord(head[-1]) <= 0xDFFF
+    ):
         head = head[:-1]
     head = head.rstrip(" ,;:–—-([«\"'“")
     return head + _ELLIPSIS if head else ""
@@ -260,7 +262,7 @@ def _to_html(fields: _Fields, url: str, source: str) -> str:
     title_html = f'<b><a href="{escape(link)}">{title}</a></b>' if link else f"<b>{title}</b>"
     meta = escape(fields.meta)
     if source and fields.meta.startswith(source):
-        meta = f"<i>{escape(source)}</i>{escape(fields.meta[len(source):])}"
+        meta = f"<i>{escape(source)}</i>{escape(fields.meta[len(source) :])}"
     header = "\n".join(line for line in (title_html, meta, escape(fields.alert)) if line)
     footer = "\n".join(escape(line) for line in (fields.terms, fields.also_in) if line)
     return "\n\n".join(block for block in (header, escape(fields.summary), footer) if block)

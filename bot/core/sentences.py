@@ -26,6 +26,7 @@ import re
 __all__ = ["ABBREVIATIONS", "ends_with_terminal_punctuation", "split_sentences"]
 
 # Lower-cased, without the final dot. Both French and English: articles quote each other's names.
+# fmt: off
 ABBREVIATIONS: frozenset[str] = frozenset(
     {
         # French titles and forms of address
@@ -41,6 +42,7 @@ ABBREVIATIONS: frozenset[str] = frozenset(
         "apr", "jun", "jul", "aug", "sep", "dec",
     }
 )
+# fmt: on
 
 # Abbreviations that are also ordinary words ("he said no.", "Ils étaient sept."): they only hold a
 # sentence together when a number follows ("no. 10", "p. 12", "art. 49.3").

@@ -12,9 +12,10 @@ Rules:
   another title (23 bits), with its page chrome left in (23), cut after its lead (22), with an agency
   prefix (6) or a few words edited (12) stays within 28 bits, and so does 5% of its words replaced
   in 9 trials out of 10; different articles on the same event (same names, same places) are 51 bits
-  or more apart, unrelated text about 64. 128 bits rather than 64 because the tolerance needed (~20%
-  of the bits) would, on 64 bits, let unrelated fingerprints match by chance: P(≤ 14 of 64 bits differ) ≈ 3.5e-6, i.e. one false
-  story every six articles against a 50,000-article window; P(≤ 28 of 128) ≈ 5.5e-11, one in 360,000.
+  or more apart, unrelated text about 64.
+- 128 bits rather than 64 because the tolerance needed (~20% of the bits) would, on 64 bits, let
+  unrelated fingerprints match by chance: P(≤ 14 of 64 bits differ) ≈ 3.5e-6, one false story every
+  six articles against a 50,000-article window; P(≤ 28 of 128) ≈ 5.5e-11, one in 360,000.
 - A new article joins the story of its nearest near-duplicate (fewest differing bits, then the
   earliest added); with none, the caller starts a new story.
 - Fingerprints are unsigned 128-bit integers; `fingerprint_to_bytes`/`fingerprint_from_bytes` give
@@ -159,7 +160,9 @@ class StoryIndex:
             array[:count] = array[kept]
         self._alive[count:size] = False
         self._size = count
-        self._slot_of_article = {int(article_id): slot for slot, article_id in enumerate(self._article_ids[:count])}
+        self._slot_of_article = {
+            int(article_id): slot for slot, article_id in enumerate(self._article_ids[:count])
+        }
 
     def _arrays(self) -> tuple[np.ndarray, ...]:
         return (self._high, self._low, self._published, self._story_ids, self._article_ids, self._alive)

@@ -48,6 +48,7 @@ _PROSE_MIN_WORDS = 12
 _ELLIPSIS = "…"
 
 # Whole-line chrome, compared after lower-casing, folding apostrophes and stripping punctuation/spaces at the ends.
+# fmt: off
 _CHROME_LINES: frozenset[str] = frozenset(
     {
         "publicité", "publicite", "advertisement", "advertising", "ad", "sponsored", "contenu sponsorisé",
@@ -63,7 +64,9 @@ _CHROME_LINES: frozenset[str] = frozenset(
         "copy link", "lien copié", "écouter cet article", "listen to this article",
     }
 )
+# fmt: on
 # Header lines after which a list of links follows.
+# fmt: off
 _LIST_HEADERS: frozenset[str] = frozenset(
     {
         "tendance", "tendances", "trending", "trending now", "lire aussi", "à lire aussi", "a lire aussi",
@@ -74,6 +77,7 @@ _LIST_HEADERS: frozenset[str] = frozenset(
         "vous aimerez aussi", "you may also like", "you might also like", "nos autres articles",
     }
 )
+# fmt: on
 # Lines that are chrome whatever follows the prefix ("Lire aussi : Un autre titre").
 _CHROME_PREFIX = re.compile(
     r"^(?:©|(?:lire aussi|à lire aussi|a lire aussi|voir aussi|read also|read more|related|see also"
@@ -218,7 +222,9 @@ class _Candidate:
     words: frozenset[str]
 
 
-def _ranked(pool: list[_Candidate], everyone: list[_Candidate], title_words: frozenset[str]) -> list[_Candidate]:
+def _ranked(
+    pool: list[_Candidate], everyone: list[_Candidate], title_words: frozenset[str]
+) -> list[_Candidate]:
     """`pool` best first: degree centrality (LexRank without iteration), title overlap, position."""
     if not pool:
         return []
