@@ -42,7 +42,7 @@ __all__ = ["clean_text", "has_scraping_artefact", "summarize", "truncate_at_word
 
 DEFAULT_MAX_CHARS = 400
 _MAX_SENTENCES = 3
-_MAX_CANDIDATES = 30
+_MAX_CANDIDATES = 20
 _MIN_WORDS = 6
 _PROSE_MIN_WORDS = 12
 _ELLIPSIS = "…"
