@@ -50,7 +50,7 @@ BASE = AlertView(
 CASES: dict[str, AlertView] = {
     "fr_sample": BASE,
     "fr_several_alerts_and_also_in": dataclasses.replace(
-        BASE, alert_name="Caucase du Sud", also_in=("Le Monde", "Euractiv", "EU Reporter", "le monde")
+        BASE, alert_name="Caucase du Sud", also_in=("Le Monde", "Euractiv", "eu reporter", "le monde")
     ),
     "en_labels_and_new_york_time": dataclasses.replace(
         BASE,

@@ -180,7 +180,7 @@ def _render(view: AlertView, max_length: int) -> _Rendered:
     also_in = [
         name
         for name in _unique(_truncate_units(_clean(name), _MAX_NAME_UNITS) for name in view.also_in)
-        if name != source
+        if name.casefold() != source.casefold()
     ]
     fields = _Fields(
         title=title,
