@@ -64,6 +64,10 @@ def _fold_char(char: str) -> str:
     base = "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
     if base == char:
         return char
+    if len(base) > 1 and not all(c.isalnum() or c in APOSTROPHES for c in base):
+        # Symbols that decompose into several words or punctuation (¼ → 1⁄4, … → ...) stay
+        # themselves: one character must not turn into several words.
+        return char
     # A decomposition can itself contain apostrophes or special letters (ŉ → ʼn).
     return "".join(_fold_char(c) if c != char else c for c in base)
 
