@@ -151,8 +151,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _interval_bounds(self) -> Settings:
-        if self.poll_min_interval > self.poll_max_interval:
-            raise ValueError("poll_min_interval must not exceed poll_max_interval")
+        if self.effective_min_interval > self.poll_max_interval:
+            raise ValueError("poll_min_interval (or a lower poll_interval) must not exceed poll_max_interval")
         return self
 
     @property

@@ -57,6 +57,7 @@ def make_settings(tmp_path: Path, database_url: str, fake: FakeTelegram, feeds: 
         database_url=database_url,
         sources_file=sources,
         poll_interval=1,
+        poll_max_interval=2,
         poll_tick=0.2,
         delivery_tick=0.2,
         allow_private_networks=True,

@@ -6,4 +6,4 @@ from bot.telegram.routers import alerts, common
 
 
 def get_routers() -> list[Router]:
-    return [common.router, alerts.router]
+    return [common.make_router(), alerts.make_router()]

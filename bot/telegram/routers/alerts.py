@@ -13,10 +13,7 @@ from bot.i18n import Gettext
 from bot.services.subscriptions import AlertLimitReached, SubscriptionService
 from bot.telegram.texts import query_error_text
 
-router = Router(name="alerts")
 
-
-@router.message(Command("subscribe", "sub", "suivre"))
 async def subscribe(
     message: Message, command: CommandObject, subscriptions: SubscriptionService, chat_row: Chat, _: Gettext
 ) -> None:
@@ -54,7 +51,6 @@ async def subscribe(
         )
 
 
-@router.message(Command("unsubscribe", "unsub", "desabonner"))
 async def unsubscribe(
     message: Message, command: CommandObject, subscriptions: SubscriptionService, chat_row: Chat, _: Gettext
 ) -> None:
@@ -73,7 +69,6 @@ async def unsubscribe(
     await message.answer(_("🗑 Alert #{id} deleted: <b>{query}</b>", id=removed.id, query=escape(removed.query)))
 
 
-@router.message(Command("list", "liste", "alerts", "alertes"))
 async def list_alerts(message: Message, subscriptions: SubscriptionService, chat_row: Chat, _: Gettext) -> None:
     alerts = await subscriptions.list(chat_row.id)
     if not alerts:
@@ -87,6 +82,14 @@ async def list_alerts(message: Message, subscriptions: SubscriptionService, chat
         lines.append(f"#{alert.id} <code>{escape(alert.query)}</code>{paused}")
     lines.append(_("Delete one with <code>/unsubscribe ID</code>."))
     await message.answer(_join_within_limit(lines))
+
+
+def make_router() -> Router:
+    router = Router(name="alerts")
+    router.message.register(subscribe, Command("subscribe", "sub", "suivre"))
+    router.message.register(unsubscribe, Command("unsubscribe", "unsub", "desabonner"))
+    router.message.register(list_alerts, Command("list", "liste", "alerts", "alertes"))
+    return router
 
 
 def _join_within_limit(lines: list[str], limit: int = 4000) -> str:

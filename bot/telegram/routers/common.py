@@ -8,8 +8,6 @@ from aiogram.types import Message
 
 from bot.i18n import Gettext
 
-router = Router(name="common")
-
 
 def welcome_text(_: Gettext, first_name: str | None) -> str:
     from bot.core.render import escape
@@ -45,11 +43,16 @@ def help_text(_: Gettext) -> str:
     )
 
 
-@router.message(CommandStart())
 async def start(message: Message, _: Gettext) -> None:
     await message.answer(welcome_text(_, message.from_user.first_name if message.from_user else None))
 
 
-@router.message(Command("help", "aide"))
 async def help_command(message: Message, _: Gettext) -> None:
     await message.answer(help_text(_))
+
+
+def make_router() -> Router:
+    router = Router(name="common")
+    router.message.register(start, CommandStart())
+    router.message.register(help_command, Command("help", "aide"))
+    return router
