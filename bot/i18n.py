@@ -1,4 +1,7 @@
-"""Translations: gettext catalogues (`bot/locales/<lang>/LC_MESSAGES/veille.po`), English msgids.
+"""Translations: gettext catalogues (`bot/locales/<lang>/LC_MESSAGES/*.po`), English msgids.
+
+Each feature keeps its own `.po` file (veille.po for the core, chat.po, admin.po, …); a language's
+catalogue is all of them merged.
 
 The `.po` files are read with Babel at start (no compiled `.mo` to keep in sync). `translator(lang)`
 returns the `_` a handler uses; an unknown language or a missing entry falls back to English, and a
@@ -23,12 +26,12 @@ Gettext = Callable[..., str]
 
 @cache
 def catalogue(language: str) -> dict[str, str]:
-    path = LOCALES_DIR / language / "LC_MESSAGES" / f"{DOMAIN}.po"
-    if not path.is_file():
-        return {}
-    with path.open("rb") as handle:
-        po = read_po(handle, locale=language)
-    return {str(m.id): str(m.string) for m in po if m.id and m.string and not m.fuzzy}
+    entries: dict[str, str] = {}
+    for path in sorted((LOCALES_DIR / language / "LC_MESSAGES").glob("*.po")):
+        with path.open("rb") as handle:
+            po = read_po(handle, locale=language)
+        entries.update({str(m.id): str(m.string) for m in po if m.id and m.string and not m.fuzzy})
+    return entries
 
 
 def normalize_language(code: str | None, default: str = "fr") -> str:

@@ -14,8 +14,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
+    LargeBinary,
     DateTime,
     Float,
     ForeignKey,
@@ -92,6 +94,8 @@ class Chat(Base):
     link_preview: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
     quiet_start: Mapped[str | None] = mapped_column(String(5))  # "22:00", local time
     quiet_end: Mapped[str | None] = mapped_column(String(5))
+    is_forum: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    linked_by: Mapped[int | None] = mapped_column(BigInteger)  # channels: the user who linked it
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
     inactive_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -113,6 +117,11 @@ class Subscription(Base):
     digest_weekday: Mapped[int | None] = mapped_column(Integer)  # 0 = Monday, for weekly
     paused: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     muted_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Chosen sources (list of ids) or None for all; sources excluded from this alert by a button.
+    source_ids: Mapped[list[int] | None] = mapped_column(JSON)
+    excluded_source_ids: Mapped[list[int] | None] = mapped_column(JSON)
+    # The noise guard's switch to an hourly digest (issue #7): until when, and whether it was told.
+    throttled_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     message_thread_id: Mapped[int | None] = mapped_column(BigInteger)
     created_by: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -148,7 +157,24 @@ class Source(Base):
     not_modified_polls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    hub_url: Mapped[str | None] = mapped_column(Text)  # WebSub
+    websub_secret: Mapped[str | None] = mapped_column(String(128))
+    websub_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    proposed_by: Mapped[int | None] = mapped_column(BigInteger)  # a user who proposed it from the chat
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Story(Base):
+    """Articles about the same event across sources (near-duplicates within a window)."""
+
+    __tablename__ = "stories"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    first_article_id: Mapped[int | None] = mapped_column(IdType)
+    article_count: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    source_count: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class Article(Base):
@@ -170,7 +196,7 @@ class Article(Base):
     author: Mapped[str | None] = mapped_column(String(256))
     language: Mapped[str | None] = mapped_column(String(16))
     content_hash: Mapped[str | None] = mapped_column(String(64))
-    fingerprint: Mapped[int | None] = mapped_column(BigInteger)
+    fingerprint: Mapped[bytes | None] = mapped_column(LargeBinary(16))  # 128-bit SimHash
     story_id: Mapped[int | None] = mapped_column(IdType, index=True)
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -192,14 +218,19 @@ class Delivery(Base):
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
     chat_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("chats.id", ondelete="CASCADE"), index=True)
-    kind: Mapped[str] = mapped_column(String(16))  # alert | digest | broadcast | notice
+    kind: Mapped[str] = mapped_column(String(16))  # alert | digest | broadcast | notice | edit
     dedup_key: Mapped[str] = mapped_column(String(128))
     article_id: Mapped[int | None] = mapped_column(IdType, ForeignKey("articles.id", ondelete="SET NULL"))
+    story_id: Mapped[int | None] = mapped_column(IdType, index=True)
+    broadcast_id: Mapped[int | None] = mapped_column(IdType, index=True)
+    # kind "edit": the message to edit (Telegram's id) in this chat.
+    edit_message_id: Mapped[int | None] = mapped_column(BigInteger)
     subscription_id: Mapped[int | None] = mapped_column(
         IdType, ForeignKey("subscriptions.id", ondelete="SET NULL")
     )
     matched_terms: Mapped[str | None] = mapped_column(Text)  # JSON list of the terms that fired
     payload: Mapped[str | None] = mapped_column(Text)  # pre-rendered HTML for notices/broadcasts
+    reply_markup: Mapped[dict | None] = mapped_column(JSON)  # inline keyboard JSON (broadcast buttons)
     message_thread_id: Mapped[int | None] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
@@ -210,3 +241,24 @@ class Delivery(Base):
     message_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Broadcast(Base):
+    """An admin's message to many chats, sent through the outbox (issue #8)."""
+
+    __tablename__ = "broadcasts"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    created_by: Mapped[int] = mapped_column(BigInteger)
+    text: Mapped[str] = mapped_column(Text)  # Telegram HTML
+    photo_file_id: Mapped[str | None] = mapped_column(Text)
+    document_file_id: Mapped[str | None] = mapped_column(Text)
+    buttons: Mapped[list | None] = mapped_column(JSON)  # [[{"text": ..., "url": ...}], ...]
+    audience: Mapped[dict | None] = mapped_column(JSON)  # {"kind": "everyone"|"language"|"term"|"groups", ...}
+    status: Mapped[str] = mapped_column(String(16), default="draft", server_default="draft")
+    total: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    report_chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    report_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
