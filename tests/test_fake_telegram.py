@@ -433,3 +433,42 @@ async def test_an_unpaced_client_does_get_429(bot, fake):
         except TelegramRetryAfter:
             pass
     assert fake.too_many_requests == 1
+
+
+async def test_updates_are_pushed_to_a_webhook_and_replies_are_executed(bot, fake):
+    from aiohttp import web
+
+    received, attempts = [], []
+
+    async def hook(request: web.Request) -> web.Response:
+        attempts.append(request.headers.get("X-Telegram-Bot-Api-Secret-Token"))
+        if len(attempts) == 1:
+            return web.Response(status=500)  # the first delivery fails and must be retried
+        update = await request.json()
+        received.append(update["update_id"])
+        return web.json_response({"method": "sendMessage", "chat_id": 42, "text": f"vu {update['update_id']}"})
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        first = fake.push_message(42, "un")
+        second = fake.push_message(42, "deux")
+        await bot.set_webhook(f"http://127.0.0.1:{runner.addresses[0][1]}/hook", secret_token="s3cret")
+        replies = await fake.wait_for_messages(2, chat_id=42, timeout=5)
+        assert received == [first["update_id"], second["update_id"]]
+        assert [m.visible_text for m in replies] == [f"vu {first['update_id']}", f"vu {second['update_id']}"]
+        assert attempts == ["s3cret"] * 3 and fake.webhook_failures == 1
+        assert fake.pending_updates == 0
+    finally:
+        await bot.delete_webhook()
+        await runner.cleanup()
+
+
+def test_visible_text_strips_html():
+    from tests.fakes.telegram_api import SentMessage
+
+    message = SentMessage("sendMessage", 1, "<b>l&#x27;OTAN</b> &amp; co", "HTML", None, 1, 0.0, {})
+    assert message.visible_text == "l'OTAN & co"

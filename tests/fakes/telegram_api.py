@@ -27,8 +27,11 @@ What it models, and how faithfully:
 * getUpdates long-polls for real: it returns as soon as an update is queued, ``timeout`` is capped
   at `max_poll_timeout`; ``offset`` confirms earlier updates, a negative offset keeps only the last
   ones; a second concurrent getUpdates makes the first answer 409 Conflict, as when two bot
-  instances run; getUpdates while a webhook is set answers 409 too. Updates are not delivered to
-  webhooks.
+  instances run; getUpdates while a webhook is set answers 409 too.
+* With a webhook set (plain http accepted, for 127.0.0.1), queued updates are POSTed to it one at a
+  time in order, with ``X-Telegram-Bot-Api-Secret-Token`` when a secret was given; an answer other
+  than 200 is retried after 0.2 s (counted in `webhook_failures`). A JSON reply carrying
+  ``"method"`` is executed, as Telegram does for replies in the webhook response.
 * Injected failures (`fail_next`, `random_failures`) answer before anything is delivered; status 0
   drops the connection (aiogram raises TelegramNetworkError); ``html=True`` answers an nginx HTML
   page as Telegram's front end does for 502s (aiogram then raises ClientDecodeError).
@@ -49,6 +52,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 SEND_METHODS = frozenset({"sendMessage", "sendDocument", "sendPhoto"})
@@ -185,6 +189,15 @@ class SentMessage:
     params: dict
     file: bytes | None = None
     file_name: str | None = None
+
+    @property
+    def visible_text(self) -> str:
+        """What the user sees: tags removed and entities decoded when the text is HTML."""
+        if self.text is None:
+            return ""
+        if self.parse_mode and self.parse_mode.lower() == "html":
+            return _loose_plain_text(self.text)
+        return self.text
 
     @property
     def buttons(self) -> list[dict]:
@@ -331,6 +344,8 @@ class FakeTelegram:
         self.deleted: list[tuple[int, int]] = []
         self.callback_answers: list[dict] = []
         self.webhook: dict | None = None
+        self.webhook_failures = 0
+        self._webhook_task: asyncio.Task | None = None
 
         self._port = port
         self._runner: web.AppRunner | None = None
@@ -388,6 +403,10 @@ class FakeTelegram:
     async def stop(self) -> None:
         self._closing = True
         self._wake_pollers()
+        if self._webhook_task is not None:
+            self._webhook_task.cancel()
+            await asyncio.gather(self._webhook_task, return_exceptions=True)
+            self._webhook_task = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -968,9 +987,66 @@ class FakeTelegram:
             raise _bad_request("bad webhook: An HTTPS URL must be provided for webhook")
         self.webhook = {"url": url, "secret_token": params.get("secret_token"),
                         "allowed_updates": params.get("allowed_updates")}
+        if params.get("allowed_updates") is not None:
+            self._allowed_updates = frozenset(params["allowed_updates"]) or _DEFAULT_ALLOWED_UPDATES
         if params.get("drop_pending_updates"):
             self._updates.clear()
+        if self._webhook_task is None or self._webhook_task.done():
+            self._webhook_task = asyncio.get_running_loop().create_task(self._push_to_webhook())
+        self._wake_pollers()
         return True
+
+    async def _push_to_webhook(self) -> None:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+            while self.webhook is not None and not self._closing:
+                ready = self._deliverable(1)
+                if not ready:
+                    event = self._updates_event
+                    try:
+                        await asyncio.wait_for(event.wait(), 1.0)
+                    except TimeoutError:
+                        pass
+                    continue
+                update, hook = ready[0], self.webhook
+                headers = {"X-Telegram-Bot-Api-Secret-Token": hook["secret_token"]} if hook["secret_token"] else {}
+                try:
+                    async with http.post(hook["url"], json=update, headers=headers) as resp:
+                        delivered = resp.status == 200
+                        reply = await resp.read() if delivered else b""
+                except (aiohttp.ClientError, TimeoutError):
+                    delivered, reply = False, b""
+                if not delivered:
+                    self.webhook_failures += 1
+                    await asyncio.sleep(0.2)
+                    continue
+                if self._updates and self._updates[0] is update:
+                    self._updates.popleft()
+                else:
+                    self._updates.remove(update)
+                await self._run_webhook_reply(reply)
+                self._note_activity()
+
+    async def _run_webhook_reply(self, reply: bytes) -> None:
+        try:
+            call = json.loads(reply) if reply.strip() else None
+        except ValueError:
+            return
+        if not isinstance(call, dict) or not isinstance(call.get("method"), str):
+            return
+        method = self._canonical.get(call["method"].lower(), call["method"])
+        params = {k: v for k, v in call.items() if k != "method"}
+        record = RecordedRequest(method, params, time.monotonic())
+        self.requests.append(record)
+        handler = self._methods.get(method.lower())
+        try:
+            if handler is None:
+                raise _ApiError(404, "Not Found")
+            result = handler(params)
+            if asyncio.iscoroutine(result):
+                await result
+            record.status = 200
+        except _ApiError as error:  # Telegram drops errors of webhook replies silently
+            self._record_error(record, error.status, error.description)
 
     def _m_deleteWebhook(self, params: dict) -> bool:
         self.webhook = None
