@@ -472,3 +472,13 @@ def test_visible_text_strips_html():
 
     message = SentMessage("sendMessage", 1, "<b>l&#x27;OTAN</b> &amp; co", "HTML", None, 1, 0.0, {})
     assert message.visible_text == "l'OTAN & co"
+
+
+async def test_group_messages_infer_the_chat_type_and_carry_threads(bot, fake):
+    fake.push_message(-1001234567890, "/start@veille_test_bot", user_id=7, username="paul", message_thread_id=5)
+    fake.push_message(-4242, "salut", user_id=8)
+    first, second = await bot.get_updates(timeout=0)
+    assert first.message.chat.type == "supergroup" and first.message.chat.is_forum
+    assert first.message.message_thread_id == 5 and first.message.from_user.id == 7
+    assert first.message.entities[0].length == len("/start@veille_test_bot")
+    assert second.message.chat.type == "group" and second.message.from_user.id == 8

@@ -488,7 +488,7 @@ class FakeTelegram:
         text: str,
         *,
         user_id: int | None = None,
-        chat_type: str = "private",
+        chat_type: str | None = None,
         language_code: str | None = "fr",
         username: str | None = None,
         first_name: str | None = None,
@@ -496,9 +496,14 @@ class FakeTelegram:
         message_thread_id: int | None = None,
         reply_to: int | None = None,
     ) -> dict:
-        """A user writes `text` in the chat; commands get a bot_command entity as Telegram adds."""
+        """A user writes `text` in the chat; commands get a bot_command entity as Telegram adds.
+
+        A new chat's type is `chat_type`, or follows from the id (positive = private); the author is
+        the chat's user in a private chat, else `user_id` (default 10001).
+        """
         chat = self._chats.get(chat_id) or self.add_chat(
-            chat_id, chat_type, title=title, username=username if chat_type == "private" else None,
+            chat_id, chat_type, title=title,
+            username=username if (chat_type or _type_from_id(chat_id)) == "private" else None,
             first_name=first_name, is_forum=message_thread_id is not None,
         )
         if user_id is None:
