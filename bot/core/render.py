@@ -123,8 +123,15 @@ def render_alerts_bundle(
     views: Sequence[AlertView], *, max_length: int = TELEGRAM_MAX_LENGTH
 ) -> list[RenderedMessage]:
     """Several alerts for one chat, packed in order into as few messages as fit `max_length`."""
+    return [message for _, message in pack_alerts(views, max_length=max_length)]
+
+
+def pack_alerts(
+    views: Sequence[AlertView], *, max_length: int = TELEGRAM_MAX_LENGTH
+) -> list[tuple[int, RenderedMessage]]:
+    """Like `render_alerts_bundle`, with how many of `views` (in order) each message holds."""
     if len(views) == 1:
-        return [render_alert(views[0], max_length=max_length)]
+        return [(1, render_alert(views[0], max_length=max_length))]
     groups: list[list[_Rendered]] = []
     used = 0
     separator = utf16_length(_ALERT_SEPARATOR)
@@ -137,8 +144,11 @@ def render_alerts_bundle(
             groups.append([rendered])
             used = rendered.units
     return [
-        RenderedMessage(
-            text=_ALERT_SEPARATOR.join(part.html for part in group), disable_link_preview=len(group) > 1
+        (
+            len(group),
+            RenderedMessage(
+                text=_ALERT_SEPARATOR.join(part.html for part in group), disable_link_preview=len(group) > 1
+            ),
         )
         for group in groups
     ]

@@ -18,7 +18,6 @@ Rules:
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -30,10 +29,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.core.backoff import RetryDecision, RetryKind, retry_delay
 from bot.core.ratelimit import RateLimiter
-from bot.core.render import AlertView, RenderedMessage, render_alerts_bundle
+from bot.core.render import AlertView, RenderedMessage, pack_alerts
 from bot.db import repo
 from bot.db.models import Chat, Delivery
 from bot.errors import VeilleError
+from bot.services.alert_views import load_alert_views
 
 log = logging.getLogger(__name__)
 
@@ -139,29 +139,14 @@ class Deliverer:
 
     async def _build_units(self, session: AsyncSession, rows: Sequence[Delivery]) -> dict[int, tuple[Chat, list[_Unit]]]:
         chats = {chat_id: await repo.get_chat(session, chat_id) for chat_id in {r.chat_id for r in rows}}
-        articles = await repo.get_articles(session, [r.article_id for r in rows if r.article_id])
-        sources = await repo.source_names(session) if articles else {}
-        subscription_names: dict[int, str] = {}
-        multi_alert_chats: set[int] = set()
-        for chat_id in chats:
-            subs = await repo.list_subscriptions(session, chat_id)
-            if len(subs) > 1:
-                multi_alert_chats.add(chat_id)
-            subscription_names.update({s.id: s.name or s.query for s in subs})
-
-        result: dict[int, tuple[Chat, list[_Unit]]] = {}
-        for row in rows:
-            chat = chats.get(row.chat_id)
-            if chat is None:
-                continue
-            result.setdefault(chat.id, (chat, []))
+        known_chats = {chat_id: chat for chat_id, chat in chats.items() if chat is not None}
+        views = await load_alert_views(session, rows, known_chats)
+        result: dict[int, tuple[Chat, list[_Unit]]] = {cid: (chat, []) for cid, chat in known_chats.items()}
         pending_alerts: dict[int, list[tuple[Delivery, AlertView]]] = {}
 
         def flush_alerts(chat: Chat) -> None:
             batch = pending_alerts.pop(chat.id, [])
-            if not batch:
-                return
-            # Coalesce only rows of the same topic; split where the topic changes to keep order.
+            # Coalesce only rows of the same topic; split where the topic changes, to keep order.
             groups: list[list[tuple[Delivery, AlertView]]] = []
             for item in batch:
                 if groups and groups[-1][0][0].message_thread_id == item[0].message_thread_id:
@@ -169,14 +154,7 @@ class Deliverer:
                 else:
                     groups.append([item])
             for group in groups:
-                views = [view for _, view in group]
-                messages = render_alerts_bundle(views)
-                # render_alerts_bundle keeps order and packs views into messages; map rows to messages
-                # by walking the views each message holds.
-                index = 0
-                for message, count in zip(messages, _bundle_sizes(views, messages), strict=True):
-                    chunk = group[index : index + count]
-                    index += count
+                for chunk, message in _bundle(group):
                     result[chat.id][1].append(
                         _Unit(
                             rows=[r for r, _ in chunk],
@@ -189,43 +167,21 @@ class Deliverer:
                     )
 
         for row in rows:
-            chat = chats.get(row.chat_id)
+            chat = known_chats.get(row.chat_id)
             if chat is None:
                 continue
-            if row.kind == "alert" and row.article_id in articles:
-                article = articles[row.article_id]
-                source_name = sources.get(article.source_id, ("", ""))[0]
-                view = AlertView(
-                    title=article.title,
-                    url=article.url or "",
-                    source_name=source_name,
-                    published=article.published_at or article.first_seen_at,
-                    timezone=chat.timezone,
-                    summary=article.summary,
-                    matched_terms=tuple(json.loads(row.matched_terms)) if row.matched_terms else (),
-                    alert_name=(
-                        subscription_names.get(row.subscription_id)
-                        if chat.id in multi_alert_chats and row.subscription_id
-                        else None
-                    ),
-                    language=chat.language,
-                )
-                pending_alerts.setdefault(chat.id, []).append((row, view))
+            if row.id in views:
+                pending_alerts.setdefault(chat.id, []).append((row, views[row.id]))
                 continue
             flush_alerts(chat)
-            if row.payload:
-                result[chat.id][1].append(
-                    _Unit(rows=[row], message=RenderedMessage(text=row.payload), thread_id=row.message_thread_id,
-                          subscription_ids=())
-                )
-            else:
-                # An alert whose article is gone (source removed): nothing left to say.
-                result[chat.id][1].append(
-                    _Unit(rows=[row], message=RenderedMessage(text=""), thread_id=None, subscription_ids=())
-                )
-        for chat in chats.values():
-            if chat is not None:
-                flush_alerts(chat)
+            # Notices carry their text; an alert whose article is gone has nothing left to say.
+            text = row.payload or ""
+            result[chat.id][1].append(
+                _Unit(rows=[row], message=RenderedMessage(text=text), thread_id=row.message_thread_id,
+                      subscription_ids=())
+            )
+        for chat in known_chats.values():
+            flush_alerts(chat)
         return result
 
     # --- sending -------------------------------------------------------------------------------
@@ -323,26 +279,11 @@ class Deliverer:
                     )
 
 
-def _bundle_sizes(views: Sequence[AlertView], messages: Sequence[RenderedMessage]) -> list[int]:
-    """How many views each bundled message holds: bundles keep order, one view per alert block."""
-    if len(messages) == 1:
-        return [len(views)]
-    if len(messages) == len(views):
-        return [1] * len(views)
-    sizes: list[int] = []
-    cursor = 0
-    for message in messages:
-        count = 0
-        while cursor < len(views) and (count == 0 or _mentions(message.text, views[cursor])):
-            count += 1
-            cursor += 1
-        sizes.append(count)
-    if cursor < len(views):
-        sizes[-1] += len(views) - cursor
-    return sizes
-
-
-def _mentions(text: str, view: AlertView) -> bool:
-    from bot.core.render import escape
-
-    return escape(view.url) in text
+def _bundle(group: Sequence[tuple[Delivery, AlertView]]) -> list[tuple[list[tuple[Delivery, AlertView]], RenderedMessage]]:
+    """Packs a chat's alerts, in order, into as few messages as fit; each message with its rows."""
+    out = []
+    index = 0
+    for count, message in pack_alerts([view for _, view in group]):
+        out.append((list(group[index : index + count]), message))
+        index += count
+    return out
