@@ -53,7 +53,7 @@ def canonical_url(url: str | None, base: str | None = None) -> str | None:
     candidate = "".join(url.split())
     if not candidate:
         return None
-    if base:
+    if base and not candidate.lower().startswith(("http://", "https://")):
         try:
             candidate = urljoin(base, candidate)
         except ValueError:
