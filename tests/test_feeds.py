@@ -360,3 +360,40 @@ def test_decode_body_finds_the_real_charset(body, content_type, expected):
 )
 def test_double_encoded_utf8_is_repaired(text, expected):
     assert repair_double_utf8(text) == expected
+
+
+def test_items_nested_by_an_unclosed_tag_are_recovered_by_the_fallback_parser():
+    body = (
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>'
+        b"<item><title>A</title><link>https://a.example/1</link><description><p>x<br></description></item>"
+        b"<item><title>B</title><link>https://a.example/2</link></item></channel></rss>"
+    )
+    assert [i.title for i in parse_feed(body, url=DEFAULT_URL).items] == ["A", "B"]
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16", "cp1252"])
+def test_control_characters_xml_forbids_are_dropped_in_any_encoding(encoding):
+    body = "<rss><channel><item><title>a\x01b\x0bc\x1bd</title></item></channel></rss>".encode(encoding)
+    assert parse_feed(body, url=DEFAULT_URL).items[0].title == "abcd"
+
+
+def test_common_feed_urls_are_offered_for_probing():
+    from bot.core.discovery import common_feed_urls
+
+    urls = common_feed_urls("https://www.example.fr/some/page?x=1")
+    assert urls[:3] == ("https://www.example.fr/feed/", "https://www.example.fr/rss", "https://www.example.fr/rss.xml")
+    assert common_feed_urls("javascript:alert(1)") == ()
+
+
+def test_discovery_ignores_other_hosts_in_body_links_and_honours_base_href():
+    from bot.core.discovery import discover_feed_links
+
+    page = (
+        '<html><head><base href="https://cdn.example.fr/fr/"><link rel="alternate" type="application/atom+xml" '
+        'href="atom.xml"></head><body><a href="https://other.example/feed/">x</a>'
+        '<a href="https://www.example.fr/blog/feed/">y</a></body></html>'
+    )
+    assert discover_feed_links(page, "https://www.example.fr/") == (
+        "https://cdn.example.fr/fr/atom.xml",
+        "https://www.example.fr/blog/feed/",
+    )
