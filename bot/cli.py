@@ -97,10 +97,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.app import run
     from bot.settings import require_token
 
-    require_token(settings)  # fail before anything starts
+    require_token(settings)  # fail before anything starts or is even imported
+    from bot.app import run
+
     asyncio.run(run(settings))
     return 0
 

@@ -77,5 +77,6 @@ def setup_logging(level: str = "INFO", fmt: str = "text", secrets: list[str] | N
     root.addHandler(handler)
     root.setLevel(level)
     # Library chatter that would drown our one-line-per-stage logs.
-    for noisy in ("aiogram.event", "apscheduler.executors.default", "apscheduler.scheduler"):
+    for noisy in ("aiogram.event", "apscheduler.executors.default", "apscheduler.scheduler",
+                  "alembic.runtime.plugins", "alembic.runtime.migration"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
