@@ -78,6 +78,7 @@ class Settings(BaseSettings):
     max_query_terms: int = Field(30, ge=1, le=200)
     max_alerts_per_chat: int = Field(50, ge=1)
     commands_per_minute: int = Field(20, ge=1)
+    sources_proposed_per_day: int = Field(5, ge=0, description="Feeds one user may propose per day.")
     default_language: Literal["fr", "en"] = "fr"
     default_timezone: str = "Europe/Paris"
 
