@@ -98,6 +98,8 @@ class Settings(BaseSettings):
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None
     http_port: int | None = Field(None, ge=0, le=65535)
+    poll_lease: float = Field(300, gt=0, description="Seconds a poller holds a source before others may take it.")
+    delivery_lease: float = Field(120, gt=0, description="Seconds a sender holds claimed outbox rows.")
 
     @field_validator("admin_ids", mode="before")
     @classmethod
