@@ -173,17 +173,34 @@ class ActiveSubscription:
     chat_id: int
     query: str
     message_thread_id: int | None
+    # Filters the matcher applies (issue #5): chosen sources (None: all), sources excluded by a
+    # button, muted until, paused.
+    source_ids: tuple[int, ...] | None = None
+    excluded_source_ids: tuple[int, ...] = ()
+    muted_until: datetime | None = None
+    paused: bool = False
 
 
 async def active_subscriptions(session: AsyncSession) -> list[ActiveSubscription]:
     """Every subscription that can fire: not paused, in an active chat."""
     result = await session.execute(
-        select(Subscription.id, Subscription.chat_id, Subscription.query, Subscription.message_thread_id)
+        select(
+            Subscription.id, Subscription.chat_id, Subscription.query, Subscription.message_thread_id,
+            Subscription.source_ids, Subscription.excluded_source_ids, Subscription.muted_until,
+        )
         .join(Chat, Chat.id == Subscription.chat_id)
         .where(Subscription.paused.is_(False), Chat.active.is_(True))
         .order_by(Subscription.id)
     )
-    return [ActiveSubscription(*row) for row in result.all()]
+    return [
+        ActiveSubscription(
+            row.id, row.chat_id, row.query, row.message_thread_id,
+            source_ids=tuple(row.source_ids) if row.source_ids is not None else None,
+            excluded_source_ids=tuple(row.excluded_source_ids or ()),
+            muted_until=row.muted_until,
+        )
+        for row in result.all()
+    ]
 
 
 # --- sources ------------------------------------------------------------------------------------

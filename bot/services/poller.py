@@ -11,6 +11,14 @@ Rules:
   wants fifty old stories the minute a source is added); every later new item alerts.
 - Failures are values: recorded on the source (kind, status, message, time, streak), backed off, and
   after `source_error_limit` in a row the source is disabled and the admins are told once.
+- Every stored article is fingerprinted and put in a story (`bot.services.stories`); a chat gets one
+  alert per story (outbox rows keyed "story:<id>"), and an alert already sent is edited when a new
+  source joins its story or its own article changes (title or summary). Clustering happens on the
+  first poll too, so a later article from another outlet joins the backfilled story.
+- An alert fires only if its filters allow it: not paused, not muted now, the source chosen (or all)
+  and not stopped for it (`bot.services.matcher`).
+- Text cleaning, language detection, summaries and fingerprints are CPU work: they run in the
+  default executor, never on the event loop.
 """
 
 from __future__ import annotations
@@ -30,12 +38,16 @@ from bot.core.language import detect_language
 from bot.core.matching import Document
 from bot.core.polling import PollPolicy, next_check_at, parse_cache_headers
 from bot.core.render import escape
+from bot.core.stories import fingerprint, fingerprint_to_bytes
 from bot.core.summary import clean_text, summarize
+from bot.core.text import normalize_words
 from bot.db import repo
+from bot.db import stories as story_db
 from bot.db.models import Article, Source
 from bot.fetcher.extract import ExtractedArticle, extract_article, needs_full_text
 from bot.fetcher.http import Fetcher, FetchError, FetchResult
 from bot.services.matcher import Matcher
+from bot.services.stories import StoryClusterer
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +91,7 @@ class PollReport:
     new_articles: int = 0
     updated_articles: int = 0
     alerts: int = 0
+    edits: int = 0
     error: str | None = None
     elapsed_ms: float = 0.0
 
@@ -91,6 +104,14 @@ class _PreparedItem:
     language: str | None
     url: str | None
     title: str
+    fingerprint: int
+
+
+@dataclass(slots=True)
+class _PreparedUpdate:
+    item: FeedItem
+    summary: str | None  # None: the stored article has its own full text, its summary stays
+    fingerprint: int
 
 
 @dataclass(slots=True)
@@ -113,8 +134,13 @@ class Poller:
     clock: Callable[[], datetime]
     owner: str = "poller"
     on_alerts: Callable[[], None] | None = None
+    stories: StoryClusterer | None = None  # built from session_factory and clock when not given
     _running: set[asyncio.Task[PollReport]] = field(default_factory=set)
     _semaphore: asyncio.Semaphore | None = None
+
+    def __post_init__(self) -> None:
+        if self.stories is None:
+            self.stories = StoryClusterer(self.session_factory, self.clock)
 
     # --- scheduling ---------------------------------------------------------------------------
 
@@ -184,11 +210,12 @@ class Poller:
                 "new": report.new_articles,
                 "updated": report.updated_articles,
                 "alerts": report.alerts,
+                "edits": report.edits,
                 "elapsed_ms": report.elapsed_ms,
                 **({"error": report.error} if report.error else {}),
             },
         )
-        if report.alerts and self.on_alerts is not None:
+        if (report.alerts or report.edits) and self.on_alerts is not None:
             self.on_alerts()
         return report
 
@@ -222,8 +249,26 @@ class Poller:
         fresh = [i for i in feed.items if i.key not in known]
         changed = [i for i in feed.items if i.key in known and i.content_hash != known[i.key].content_hash]
         prepared = await self._prepare(state, fresh, full_text=not state.first_poll)
-        report = await self._store(state, result, feed, prepared, changed)
+        updates = await self._prepare_updates(changed, known)
+        report = await self._store(state, result, feed, prepared, updates)
         return report
+
+    async def _prepare_updates(
+        self, items: Sequence[FeedItem], known: dict[str, Article]
+    ) -> list[_PreparedUpdate]:
+        loop = asyncio.get_running_loop()
+        updates: list[_PreparedUpdate] = []
+        for item in items:
+            article = known[item.key]
+            updates.append(
+                await loop.run_in_executor(
+                    None,
+                    functools.partial(
+                        _prepare_update, item, article.text, article.language, self.config.summary_max_chars
+                    ),
+                )
+            )
+        return updates
 
     async def _prepare(self, state: SourceState, items: Sequence[FeedItem], *, full_text: bool) -> list[_PreparedItem]:
         loop = asyncio.get_running_loop()
@@ -261,10 +306,13 @@ class Poller:
         result: FetchResult,
         feed: ParsedFeed,
         prepared: Sequence[_PreparedItem],
-        changed: Sequence[FeedItem],
+        updates: Sequence[_PreparedUpdate],
     ) -> PollReport:
         now = self.clock()
         report = PollReport(state.id, "ok")
+        stories = self.stories
+        assert stories is not None
+        stories.prune_if_due(now)
         async with self.session_factory() as session, session.begin():
             known = await repo.known_article_keys(session, state.id, [p.item.key for p in prepared])
             new_articles: list[tuple[Article, _PreparedItem]] = []
@@ -283,6 +331,7 @@ class Poller:
                         author=p.item.author,
                         language=p.language,
                         content_hash=p.item.content_hash,
+                        fingerprint=fingerprint_to_bytes(p.fingerprint),
                         published_at=p.item.published,
                         first_seen_at=now,
                     ),
@@ -290,26 +339,33 @@ class Poller:
                 new_articles.append((article, p))
             report.new_articles = len(new_articles)
 
-            if changed:
-                existing = await repo.known_article_keys(session, state.id, [i.key for i in changed])
-                for item in changed:
-                    article = existing.get(item.key)
+            grown_stories: list[int] = []
+            for article, p in new_articles:
+                assignment = await stories.assign(session, article, p.fingerprint, now=now)
+                if assignment.joined and assignment.new_source:
+                    grown_stories.append(assignment.story_id)
+
+            retitled: list[int] = []
+            if updates:
+                existing = await repo.known_article_keys(session, state.id, [u.item.key for u in updates])
+                for update in updates:
+                    article = existing.get(update.item.key)
                     if article is None:
                         continue
-                    article.title = item.title or article.title
-                    if not article.text:
-                        article.summary = summarize(
-                            clean_text(item.content_text or item.summary),
-                            language=article.language,
-                            max_chars=self.config.summary_max_chars,
-                            title=item.title,
-                        ) or article.summary
-                    article.content_hash = item.content_hash
+                    shown = (article.title, article.summary)
+                    article.title = update.item.title or article.title
+                    if update.summary is not None:
+                        article.summary = update.summary or article.summary
+                    article.content_hash = update.item.content_hash
+                    article.fingerprint = fingerprint_to_bytes(update.fingerprint)
                     article.updated_at = now
-                report.updated_articles = len(changed)
+                    stories.reindex(article, update.fingerprint, now=now)
+                    if (article.title, article.summary) != shown:
+                        retitled.append(article.id)
+                report.updated_articles = len(updates)
 
             if not state.first_poll:
-                rows: list[repo.NewDelivery] = []
+                rows: list[story_db.StoryDelivery] = []
                 for article, p in new_articles:
                     document = Document(
                         title=article.title,
@@ -318,20 +374,27 @@ class Poller:
                         source_url=state.url,
                         lang=article.language,
                     )
-                    for hit in self.matcher.match(document):
+                    for hit in self.matcher.match(document, source_id=state.id, now=now):
                         terms = list(dict.fromkeys(h.term for h in hit.match.hits))
                         rows.append(
-                            repo.NewDelivery(
+                            story_db.StoryDelivery(
                                 chat_id=hit.target.chat_id,
                                 kind="alert",
-                                dedup_key=f"article:{article.id}",
+                                # One alert per story and chat, whichever source and alert fired it.
+                                dedup_key=f"story:{article.story_id}",
                                 article_id=article.id,
+                                story_id=article.story_id,
                                 subscription_id=hit.target.subscription_id,
                                 matched_terms=terms,
                                 message_thread_id=hit.target.message_thread_id,
                             )
                         )
-                report.alerts = await repo.enqueue_deliveries(session, rows, now=now)
+                report.alerts = await story_db.enqueue_story_deliveries(session, rows, now=now)
+
+            if grown_stories or retitled:
+                await session.flush()
+                edits = await stories.plan_edits(session, story_ids=grown_stories, article_ids=retitled, now=now)
+                report.edits = await story_db.enqueue_story_deliveries(session, edits, now=now)
 
             source = await repo.get_source(session, state.id)
             if source is not None:
@@ -438,7 +501,7 @@ class Poller:
 def _prepare_item(
     item: FeedItem, extracted: ExtractedArticle | None, source_language: str | None, max_chars: int
 ) -> _PreparedItem:
-    """CPU-bound part of taking in one item (runs in an executor): text, language, summary."""
+    """CPU-bound part of taking in one item (runs in an executor): text, language, summary, fingerprint."""
     text = ""
     if extracted is not None and extracted.text:
         text = extracted.text
@@ -456,4 +519,18 @@ def _prepare_item(
     summary = summarize(basis, language=language, max_chars=max_chars, title=item.title)
     title = item.title or (extracted.title if extracted and extracted.title else "") or (item.url or "")
     url = item.url or (extracted.canonical_url if extracted else None)
-    return _PreparedItem(item=item, text=text, summary=summary, language=language, url=url, title=title)
+    return _PreparedItem(
+        item=item, text=text, summary=summary, language=language, url=url, title=title,
+        fingerprint=fingerprint(normalize_words(f"{title} {basis}")),
+    )
+
+
+def _prepare_update(
+    item: FeedItem, stored_text: str | None, language: str | None, max_chars: int
+) -> _PreparedUpdate:
+    """CPU-bound part of taking in a changed item (runs in an executor): summary and fingerprint."""
+    basis = clean_text(item.content_text or item.summary)
+    summary = None if stored_text else summarize(basis, language=language, max_chars=max_chars, title=item.title)
+    return _PreparedUpdate(
+        item=item, summary=summary, fingerprint=fingerprint(normalize_words(f"{item.title} {stored_text or basis}"))
+    )
