@@ -26,7 +26,7 @@ from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from bot.db.models import Broadcast, Chat, Delivery, Subscription
+from bot.db.models import Broadcast, Chat, Delivery, Story, Subscription
 from bot.db.repo import _insert, _is_postgres
 
 
@@ -337,3 +337,12 @@ async def outbox_counts(session: AsyncSession) -> dict[str, int]:
 async def deliveries_for_chat(session: AsyncSession, chat_id: int) -> Sequence[Delivery]:
     result = await session.execute(select(Delivery).where(Delivery.chat_id == chat_id).order_by(Delivery.id))
     return result.scalars().all()
+
+
+async def story_outlets(session: AsyncSession, story_ids: Sequence[int]) -> dict[int, int]:
+    """How many sources carry each story (the digest's ranking)."""
+    if not story_ids:
+        return {}
+    result = await session.execute(select(Story.id, Story.source_count).where(Story.id.in_(sorted(set(story_ids)))))
+    return {story_id: int(count or 1) for story_id, count in result.all()}
+
