@@ -7,13 +7,15 @@ a temporary database, a fixed clock) and drive it through the same `start`/`stop
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, Literal
 
 from aiogram import Bot, Dispatcher
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -28,13 +30,25 @@ from bot.db.engine import create_engine, create_session_factory
 from bot.db.migrate import upgrade
 from bot.errors import ConfigError
 from bot.fetcher.http import Fetcher, FetcherConfig
+from bot.metrics import MeteredSender, Metrics, watch_event_loop
 from bot.services.delivery import Deliverer
+from bot.services.index_sync import IndexSync, SyncedMatcher
 from bot.services.matcher import Matcher
 from bot.services.poller import Poller, PollerConfig
 from bot.services.subscriptions import SubscriptionService
 from bot.settings import Settings
 
 log = logging.getLogger("veille")
+
+Role = Literal["all", "bot", "poller", "sender"]
+ROLES: tuple[str, ...] = ("all", "bot", "poller", "sender")
+# A process of role X runs these parts; "all" is the single-process bot of the README's quick start.
+ROLE_PARTS: dict[str, frozenset[str]] = {
+    "all": frozenset({"bot", "poller", "sender"}),
+    "bot": frozenset({"bot"}),
+    "poller": frozenset({"poller"}),
+    "sender": frozenset({"sender"}),
+}
 
 VERSION = "0.1.0"
 
@@ -52,6 +66,33 @@ def process_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+class _MeteredFetcher(Fetcher):
+    """Times every fetch for `veille_fetch_seconds`."""
+
+    metrics: Metrics | None = None
+
+    async def fetch(self, url: str, **options: Any) -> Any:
+        started = asyncio.get_running_loop().time()
+        try:
+            return await super().fetch(url, **options)
+        finally:
+            if self.metrics is not None:
+                self.metrics.fetch_seconds.observe(asyncio.get_running_loop().time() - started)
+
+
+class _MeteredPoller(Poller):
+    """Counts each poll's outcome, new articles and alerts (the poller itself knows no metrics)."""
+
+    metrics: Metrics | None = None
+
+    async def poll_source(self, state: Any) -> Any:
+        report = await super().poll_source(state)
+        if self.metrics is not None:
+            self.metrics.observe_poll(report.outcome, elapsed_s=report.elapsed_ms / 1000,
+                                      new_articles=report.new_articles, alerts=report.alerts)
+        return report
+
+
 @dataclass
 class Core:
     """What every command needs: storage, fetching, matching, polling (no Telegram)."""
@@ -64,12 +105,16 @@ class Core:
     poller: Poller
     subscriptions: SubscriptionService
     clock: Callable[[], datetime]
+    metrics: Metrics = field(default_factory=Metrics)
 
     @classmethod
-    def build(cls, settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> Core:
+    def build(
+        cls, settings: Settings, *, clock: Callable[[], datetime] = utcnow, metrics: Metrics | None = None
+    ) -> Core:
+        metrics = metrics if metrics is not None else Metrics()
         engine = create_engine(settings.database_url)
         session_factory = create_session_factory(engine)
-        fetcher = Fetcher(
+        fetcher = _MeteredFetcher(
             FetcherConfig(
                 user_agent=user_agent(settings),
                 contact_url=settings.contact_url,
@@ -81,8 +126,9 @@ class Core:
                 allow_private_networks=settings.allow_private_networks,
             )
         )
-        matcher = Matcher()
-        poller = Poller(
+        fetcher.metrics = metrics
+        matcher: Matcher = SyncedMatcher()
+        poller = _MeteredPoller(
             session_factory=session_factory,
             fetcher=fetcher,
             matcher=matcher,
@@ -97,10 +143,12 @@ class Core:
                 fetch_full_text=settings.fetch_full_text,
                 concurrency=settings.fetch_concurrency,
                 admin_ids=settings.admin_ids,
+                lease=timedelta(seconds=settings.poll_lease),
             ),
             clock=clock,
             owner=process_name(),
         )
+        poller.metrics = metrics
         subscriptions = SubscriptionService(
             session_factory,
             matcher,
@@ -110,7 +158,7 @@ class Core:
             default_timezone=settings.default_timezone,
             clock=clock,
         )
-        return cls(settings, engine, session_factory, fetcher, matcher, poller, subscriptions, clock)
+        return cls(settings, engine, session_factory, fetcher, matcher, poller, subscriptions, clock, metrics)
 
     async def prepare(self, *, migrate: bool = True, load_sources: bool = True) -> None:
         """Upgrades the schema, loads the sources file, builds the subscription index."""
@@ -122,6 +170,7 @@ class Core:
             log.info("sources loaded", extra={"file": str(self.settings.sources_file), "added": added,
                                               "updated": updated})
         await self.reload_index()
+        await self.poller.stories.load()
         await self.fetcher.start()
 
     async def reload_index(self) -> None:
@@ -157,7 +206,14 @@ class Core:
 
 @dataclass
 class App:
-    """The running bot: core + Telegram (long polling) + scheduler (poll tick, delivery tick)."""
+    """The running bot: core + Telegram (long polling or webhook) + scheduler (poll tick, delivery tick).
+
+    `role` (issue #9) picks the parts this process runs: "bot" takes Telegram updates, "poller" polls
+    sources, "sender" drains the outbox, "all" (the default) does the three. Any number of pollers
+    and senders share the work through leases in the database; with Redis (`VEILLE_REDIS_URL`) they
+    also share the Telegram rate limit and the subscription index's changes. With `VEILLE_HTTP_PORT`
+    the process serves /healthz, /readyz, /metrics (and the webhook in webhook mode).
+    """
 
     core: Core
     bot: Bot
@@ -166,18 +222,43 @@ class App:
     scheduler: AsyncIOScheduler = field(default_factory=lambda: AsyncIOScheduler(timezone=UTC))
     _polling_task: asyncio.Task[None] | None = None
     _stopped: asyncio.Event = field(default_factory=asyncio.Event)
+    role: str = "all"
+    redis: Any = None
+    index_sync: IndexSync | None = None
+    web: Any = None  # bot.web.OpsServer when VEILLE_HTTP_PORT is set
+    _background: list[asyncio.Task[Any]] = field(default_factory=list)
+    _loop_watch_stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def parts(self) -> frozenset[str]:
+        return ROLE_PARTS[self.role]
 
     @classmethod
-    def build(cls, settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> App:
+    def build(cls, settings: Settings, *, clock: Callable[[], datetime] = utcnow, role: str = "all") -> App:
+        from bot.services.admin import AdminServices
+        from bot.services.digests import DigestService
         from bot.settings import require_token
         from bot.telegram.client import make_bot
         from bot.telegram.dispatcher import build_dispatcher
+        from bot.telegram.routers.delivery_buttons import TelegramButtons
         from bot.telegram.sender import TelegramSender
 
+        if role not in ROLE_PARTS:
+            raise ConfigError(f"--role {role!r}: expected one of {', '.join(ROLES)}")
         token = require_token(settings)
-        core = Core.build(settings, clock=clock)
+        if settings.webhook_url and (settings.webhook_secret is None or settings.http_port is None):
+            raise ConfigError("VEILLE_WEBHOOK_URL needs VEILLE_WEBHOOK_SECRET (Telegram sends it back with "
+                              "every update) and VEILLE_HTTP_PORT (where the webhook listens)")
+        core = Core.build(settings, clock=clock, metrics=Metrics(role=role))
         bot = make_bot(token, settings.telegram_api_url)
-        dispatcher = build_dispatcher(core.subscriptions, settings)
+        dispatcher = build_dispatcher(core.subscriptions, settings, fetcher=core.fetcher)
+        dispatcher["digests"] = DigestService(core.session_factory, clock, buttons=TelegramButtons())  # issue #7
+        dispatcher["admin_services"] = AdminServices.build(settings, core.session_factory, clock=clock, reload_index=core.reload_index)  # noqa: E501
+        redis = None
+        if settings.redis_url:
+            from redis.asyncio import Redis
+
+            redis = Redis.from_url(settings.redis_url)
         limiter = RateLimiter(
             global_per_second=settings.send_rate,
             pacer=ChatPacer(
@@ -189,40 +270,77 @@ class App:
         )
         deliverer = Deliverer(
             session_factory=core.session_factory,
-            sender=TelegramSender(bot),
-            limiter=limiter,
+            sender=MeteredSender(TelegramSender(bot), core.metrics),
+            limiter=_shared_limiter(settings, redis, limiter, core.metrics),
             clock=clock,
             owner=process_name(),
+            lease=timedelta(seconds=settings.delivery_lease),
+            alerts_per_hour=settings.alerts_per_hour,
+            buttons=TelegramButtons(),
         )
-        app = cls(core=core, bot=bot, dispatcher=dispatcher, deliverer=deliverer)
+        app = cls(core=core, bot=bot, dispatcher=dispatcher, deliverer=deliverer, role=role, redis=redis)
         core.poller.on_alerts = app.wake_delivery
+        if redis is not None and "bot" in app.parts:
+            from bot.telegram.webhook import use_redis_fsm
+
+            use_redis_fsm(dispatcher, redis)
+        if redis is not None or role != "all":
+            assert isinstance(core.matcher, SyncedMatcher)
+            app.index_sync = IndexSync(redis, core.matcher, core.reload_index, origin=process_name())
         return app
 
     def wake_delivery(self) -> None:
         """New alerts were queued: drain now instead of waiting for the next tick."""
-        if self.scheduler.running:
+        if self.scheduler.running and "sender" in self.parts:
             asyncio.get_running_loop().create_task(self._delivery_tick())
 
     async def start(self) -> None:
         settings = self.core.settings
-        await self.core.prepare()
+        async with self._startup_lock():
+            await self.core.prepare()
         me = await self.bot.get_me()
-        log.info("telegram ready", extra={"bot": f"@{me.username}", "api": settings.telegram_api_url})
-        from bot.telegram.dispatcher import register_commands
+        log.info("telegram ready", extra={"bot": f"@{me.username}", "api": settings.telegram_api_url,
+                                          "role": self.role})
+        if "bot" in self.parts:
+            from bot.telegram.dispatcher import register_commands
+            from bot.telegram.routers.admin import schedule_admin_jobs
 
-        await register_commands(self.bot)
-        await self.bot.delete_webhook(drop_pending_updates=False)
+            await register_commands(self.bot)
+            schedule_admin_jobs(self.scheduler, self.bot, self.dispatcher["admin_services"])  # issue #8
+            if not settings.webhook_url:
+                await self.bot.delete_webhook(drop_pending_updates=False)
+        if "poller" in self.parts:
+            self.scheduler.add_job(
+                self._poll_tick, "interval", seconds=settings.poll_tick, id="poll", max_instances=1,
+                coalesce=True, next_run_time=datetime.now(UTC),
+            )
+        if "sender" in self.parts:
+            self.scheduler.add_job(
+                self._delivery_tick, "interval", seconds=settings.delivery_tick, id="deliver", max_instances=1,
+                coalesce=True, next_run_time=datetime.now(UTC) + timedelta(seconds=0.2),
+            )
+            self.scheduler.add_job(
+                self._digest_tick, "interval", seconds=60, id="digests", max_instances=1, coalesce=True,
+                next_run_time=datetime.now(UTC) + timedelta(seconds=1),
+            )
         self.scheduler.add_job(
-            self._poll_tick, "interval", seconds=settings.poll_tick, id="poll", max_instances=1, coalesce=True,
-            next_run_time=datetime.now(UTC),
+            self._outbox_gauges, "interval", seconds=5, id="ops-outbox", max_instances=1, coalesce=True,
+            next_run_time=datetime.now(UTC) + timedelta(seconds=0.5),
         )
-        self.scheduler.add_job(
-            self._delivery_tick, "interval", seconds=settings.delivery_tick, id="deliver", max_instances=1,
-            coalesce=True, next_run_time=datetime.now(UTC) + timedelta(seconds=0.2),
-        )
+        await self._start_operations()
         self.scheduler.start()
         log.info("scheduler started", extra={"poll_tick_s": settings.poll_tick,
-                                             "delivery_tick_s": settings.delivery_tick})
+                                             "delivery_tick_s": settings.delivery_tick, "role": self.role})
+        if "bot" not in self.parts:
+            return
+        if settings.webhook_url:
+            from bot.telegram.webhook import set_webhook
+
+            assert settings.webhook_secret is not None
+            await set_webhook(self.bot, self.dispatcher, url=settings.webhook_url,
+                              secret=settings.webhook_secret.get_secret_value())
+            log.info("webhook set", extra={"url": settings.webhook_url})
+            return
         self._polling_task = asyncio.create_task(
             self.dispatcher.start_polling(
                 self.bot, handle_signals=False, close_bot_session=False, polling_timeout=10,
@@ -232,11 +350,76 @@ class App:
         )
         log.info("long polling started")
 
+    async def _start_operations(self) -> None:
+        """Index sync, event-loop watch, and the HTTP server (with the webhook route in webhook mode)."""
+        settings = self.core.settings
+        if self.index_sync is not None:
+            self._background.append(asyncio.create_task(self.index_sync.run(), name="index-sync"))
+        self._background.append(asyncio.create_task(
+            watch_event_loop(self.core.metrics, stop=self._loop_watch_stop), name="loop-lag"))
+        if settings.http_port is None:
+            return
+        from bot.web import OpsServer
+
+        checks: dict[str, Callable[[], Any]] = {"database": self._check_database, "telegram": self.bot.get_me}
+        if self.redis is not None:
+            checks["redis"] = self.redis.ping
+        self.web = OpsServer(metrics=self.core.metrics, checks=checks, port=settings.http_port)
+        if settings.webhook_url and "bot" in self.parts:
+            from bot.telegram.webhook import register_webhook
+
+            assert settings.webhook_secret is not None
+            register_webhook(self.web.app, self.dispatcher, self.bot, url=settings.webhook_url,
+                             secret=settings.webhook_secret.get_secret_value(),
+                             subscriptions=self.core.subscriptions)
+        await self.web.start()
+
+    async def _check_database(self) -> None:
+        from bot.db import ops
+
+        async with self.core.session_factory() as session:
+            await ops.ping(session)
+
+    async def _outbox_gauges(self) -> None:
+        from bot.db import ops
+
+        try:
+            async with self.core.session_factory() as session:
+                depth, age = await ops.outbox_backlog(session, now=self.core.clock())
+            self.core.metrics.set_outbox(depth, age)
+        except Exception:
+            log.exception("outbox gauges not refreshed")
+
+    @contextlib.asynccontextmanager
+    async def _startup_lock(self) -> AsyncIterator[None]:
+        """On PostgreSQL, processes starting together migrate and load sources one at a time."""
+        if self.core.settings.is_sqlite:
+            yield
+            return
+        from sqlalchemy import text
+
+        async with self.core.engine.connect() as connection:
+            await connection.execute(text("SELECT pg_advisory_lock(726574)"))
+            await connection.commit()
+            try:
+                yield
+            finally:
+                await connection.execute(text("SELECT pg_advisory_unlock(726574)"))
+                await connection.commit()
+
     async def _poll_tick(self) -> None:
         try:
             await self.core.poller.tick()
         except Exception:
             log.exception("poll tick failed")
+
+    async def _digest_tick(self) -> None:
+        """Bundles held alerts whose digest is due (issue #7); the deliverer sends them."""
+        try:
+            if await self.dispatcher["digests"].tick():
+                self.wake_delivery()
+        except Exception:
+            log.exception("digest tick failed")
 
     async def _delivery_tick(self) -> None:
         try:
@@ -255,6 +438,13 @@ class App:
         if self._polling_task is not None:
             self._polling_task.cancel()
             await asyncio.gather(self._polling_task, return_exceptions=True)
+        if self.web is not None:
+            await self.web.stop()
+        if self.index_sync is not None:
+            await self.index_sync.stop()
+        self._loop_watch_stop.set()
+        if self._background:
+            await asyncio.wait(self._background, timeout=2)
         self.deliverer.stop()
         await self.core.poller.drain(timeout=timeout / 2)
         try:
@@ -263,7 +453,24 @@ class App:
             log.warning("delivery still in flight at shutdown; its rows stay leased and will be retried")
         await self.bot.session.close()
         await self.core.close()
+        if self.redis is not None:
+            await self.redis.aclose()
         log.info("stopped")
+
+
+def _shared_limiter(settings: Settings, redis: Any, local: RateLimiter, metrics: Metrics) -> Any:
+    """The Telegram rate limit: shared through Redis when configured, else this process's own."""
+    from bot.services.redis_limiter import MeteredLimiter, RedisRateLimiter, SharedRateLimiter
+
+    if redis is None:
+        return MeteredLimiter(local, metrics.observe_limiter_wait)
+    remote = RedisRateLimiter(
+        redis,
+        global_per_second=settings.send_rate,
+        pacing=PacingSettings(private_per_second=settings.private_chat_rate,
+                              group_per_minute=settings.group_chat_per_minute),
+    )
+    return SharedRateLimiter(remote, fallback=local, on_wait=metrics.observe_limiter_wait)
 
 
 def _safe_url(url: str) -> str:
@@ -272,12 +479,12 @@ def _safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-async def run(settings: Settings) -> None:
-    """`veille run`: start everything, wait for SIGINT/SIGTERM, stop cleanly."""
+async def run(settings: Settings, role: str = "all") -> None:
+    """`veille run`: start this role's parts, wait for SIGINT/SIGTERM, stop cleanly."""
     import signal
 
     try:
-        app = App.build(settings)
+        app = App.build(settings, role=role)
     except ConfigError:
         raise
     stop_requested = asyncio.Event()

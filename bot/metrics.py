@@ -7,7 +7,7 @@ process (or two tests) never share a counter.
 Names follow Prometheus conventions (`_total` counters, `_seconds` units):
 
 - `veille_polls_total{outcome}`: ok | not_modified | unchanged | error
-- `veille_fetch_seconds`: one poll's fetch-to-stored time (histogram)
+- `veille_fetch_seconds`: HTTP fetch latency; `veille_poll_seconds`: one whole poll (histograms)
 - `veille_articles_total`, `veille_matches_total`: new articles stored, alerts queued
 - `veille_outbox_depth`, `veille_outbox_oldest_age_seconds`: pending outbox rows and the age of the
   oldest (refreshed by a periodic job from the database, so every process reports the shared queue)
@@ -49,8 +49,12 @@ class Metrics:
         r = self.registry
         self.polls = Counter("veille_polls", "Source polls by outcome.", ["outcome"], registry=r)
         self.fetch_seconds = Histogram(
-            "veille_fetch_seconds", "Time to poll one source (fetch, parse, store).", buckets=_LATENCY_BUCKETS,
+            "veille_fetch_seconds", "HTTP fetch latency (feeds and article pages).", buckets=_LATENCY_BUCKETS,
             registry=r,
+        )
+        self.poll_seconds = Histogram(
+            "veille_poll_seconds", "Time to poll one source (fetch, parse, store, match).",
+            buckets=_LATENCY_BUCKETS, registry=r,
         )
         self.articles = Counter("veille_articles", "New articles stored.", registry=r)
         self.matches = Counter("veille_matches", "Alerts queued (outbox rows written by matching).", registry=r)
@@ -81,7 +85,7 @@ class Metrics:
 
     def observe_poll(self, outcome: str, *, elapsed_s: float, new_articles: int, alerts: int) -> None:
         self.polls.labels(outcome=outcome).inc()
-        self.fetch_seconds.observe(max(0.0, elapsed_s))
+        self.poll_seconds.observe(max(0.0, elapsed_s))
         if new_articles:
             self.articles.inc(new_articles)
         if alerts:

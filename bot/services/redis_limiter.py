@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bot.core.ratelimit import GROUP_KINDS, PRIVATE, PacingSettings, RateLimiter
+from bot.core.ratelimit import GROUP_KINDS, PRIVATE, ChatPacer, PacingSettings, RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -59,18 +59,23 @@ end
 """.replace("ORIGIN", str(_ORIGIN))
 
 # KEYS: global bucket, chat bucket. ARGV: global rate, global burst, chat rate, chat burst.
-# Returns {wait, now}: wait "0.000000" means granted (a token taken from both buckets).
+# Returns {wait, now, cause}: wait "0.000000" means granted (a token taken from both buckets); else
+# cause says which bucket refused ("chat" when the chat's own bucket is the longer wait).
 _RESERVE = _PREAMBLE + """
 local gr, gb, cr, cb = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local gt, gs, gw, gh = level(KEYS[1], gr, gb)
 local ct, cs, cw, ch = level(KEYS[2], cr, cb)
 local wait = math.max(gw, cw)
-if wait > 0 then return {fmt(wait), fmt(now)} end
+if wait > 0 then
+  local cause = 'global'
+  if cw >= gw then cause = 'chat' end
+  return {fmt(wait), fmt(now), cause}
+end
 redis.call('HSET', KEYS[1], 'tokens', fmt(gt - 1), 'stamp', fmt(gs))
 redis.call('HSET', KEYS[2], 'tokens', fmt(ct - 1), 'stamp', fmt(cs))
 redis.call('PEXPIRE', KEYS[1], math.ceil((gb / gr + math.max(0, gh - now) + 1) * 1000))
 redis.call('PEXPIRE', KEYS[2], math.ceil((cb / cr + math.max(0, ch - now) + 1) * 1000))
-return {fmt(0), fmt(now)}
+return {fmt(0), fmt(now), ''}
 """
 
 # KEYS: one bucket. ARGV: seconds to hold, the bucket's refill time (burst / rate).
@@ -87,10 +92,12 @@ return fmt(now)
 
 @dataclass(frozen=True, slots=True)
 class Grant:
-    """One answer of the shared limiter: `wait` 0.0 means granted at Redis time `at` (seconds)."""
+    """One answer of the shared limiter: `wait` 0.0 means granted at Redis time `at` (seconds);
+    otherwise `chat_bound` says the chat's own bucket (not the global one) is what refused."""
 
     wait: float
     at: float
+    chat_bound: bool = False
 
 
 class RedisRateLimiter:
@@ -131,11 +138,11 @@ class RedisRateLimiter:
     async def acquire(self, chat_id: int | str, chat_kind: str) -> Grant:
         """Takes a token from the global and the chat's bucket, or says how long to wait."""
         rate, burst = self._chat_limits(chat_kind)
-        wait, at = await self._reserve(
+        wait, at, cause = await self._reserve(
             keys=[self._global_key(), self._chat_key(chat_id)],
             args=[repr(self.global_per_second), repr(self.global_burst), repr(rate), repr(burst)],
         )
-        return Grant(wait=float(wait), at=float(at))
+        return Grant(wait=float(wait), at=float(at), chat_bound=cause in (b"chat", "chat"))
 
     async def reserve(self, chat_id: int | str, chat_kind: str, now: float | None = None) -> float:
         """The async twin of `RateLimiter.reserve`: 0.0 = send now; `now` is ignored (Redis's clock)."""
@@ -156,7 +163,10 @@ class SharedRateLimiter:
     """`RateLimiter`'s synchronous interface over `RedisRateLimiter` (see the module docstring).
 
     `fallback` decides while Redis is unreachable; `on_wait(seconds)` hears how long each granted
-    send waited in all (the metrics' limiter-wait histogram).
+    send waited in all (the metrics' limiter-wait histogram). `pacer` is the fallback's per-chat pacer,
+    kept in step with Redis's answers for this process's chats: a grant is recorded there, and a chat
+    that Redis says must wait is held there, so a caller that asks `pacer.delay_for` first (the
+    Deliverer does, to wait for a chat outside its global queue) sees the chat's wait.
     """
 
     def __init__(
@@ -176,7 +186,7 @@ class SharedRateLimiter:
         self.on_wait = on_wait
         self.monotonic = monotonic
         self.redis_failures = 0
-        self._requests: dict[int | str, asyncio.Task[float]] = {}
+        self._requests: dict[int | str, asyncio.Task[Grant]] = {}
         self._asked_at: dict[int | str, float] = {}
         self._background: set[asyncio.Task[Any]] = set()
 
@@ -186,26 +196,36 @@ class SharedRateLimiter:
         if request is None:
             self._asked_at.setdefault(chat_id, now)
             self._requests[chat_id] = asyncio.get_running_loop().create_task(
-                self.remote.reserve(chat_id, chat_kind)
+                self.remote.acquire(chat_id, chat_kind)
             )
             return self.poll_interval
         if not request.done():
             return self.poll_interval
         del self._requests[chat_id]
         try:
-            wait = request.result()
+            grant = request.result()
         except Exception as exc:  # noqa: BLE001 — any Redis/connection error: degrade, don't stop sending
             self.redis_failures += 1
             if self.redis_failures == 1 or self.redis_failures % 100 == 0:
                 log.warning("redis rate limiter unavailable; limiting in this process only",
                             extra={"error": repr(exc), "failures": self.redis_failures})
             wait = self.fallback.reserve(chat_id, chat_kind, now)
+        else:
+            wait = grant.wait
+            if wait <= 0:
+                self.fallback.pacer.record_sent(chat_id, chat_kind, now)
+            elif grant.chat_bound:
+                self.fallback.pacer.hold(chat_id, now + wait)
         if wait > 0:
             return wait
         asked = self._asked_at.pop(chat_id, now)
         if self.on_wait is not None:
             self.on_wait(max(0.0, now - asked))
         return 0.0
+
+    @property
+    def pacer(self) -> ChatPacer:
+        return self.fallback.pacer
 
     def hold_chat(self, chat_id: int | str, until: float, chat_kind: str = PRIVATE) -> None:
         """A 429 for one chat, `until` on this process's monotonic clock; every process will wait."""
@@ -242,6 +262,10 @@ class MeteredLimiter:
             return wait
         self.on_wait(max(0.0, now - self._asked_at.pop(chat_id, now)))
         return 0.0
+
+    @property
+    def pacer(self) -> ChatPacer:
+        return self.inner.pacer
 
     def hold_chat(self, chat_id: int | str, until: float) -> None:
         self.inner.hold_chat(chat_id, until)
