@@ -30,7 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
 
-    commands.add_parser("run", help="start the bot: migrations, sources, Telegram, scheduler, delivery")
+    run = commands.add_parser("run", help="start the bot: migrations, sources, Telegram, scheduler, delivery")
+    run.add_argument("--role", choices=("all", "bot", "poller", "sender"), default="all",
+                     help="what this process does when several run together (default: all)")
 
     db = commands.add_parser("db", help="database schema (Alembic)")
     db_commands = db.add_subparsers(dest="db_command", metavar="ACTION")
@@ -102,7 +104,7 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
     require_token(settings)  # fail before anything starts or is even imported
     from bot.app import run
 
-    asyncio.run(run(settings))
+    asyncio.run(run(settings, role=args.role))
     return 0
 
 
