@@ -15,9 +15,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from aiogram import Bot, Dispatcher
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -37,6 +36,9 @@ from bot.services.matcher import Matcher
 from bot.services.poller import Poller, PollerConfig
 from bot.services.subscriptions import SubscriptionService
 from bot.settings import Settings
+
+if TYPE_CHECKING:  # aiogram takes seconds to import: commands that never talk to Telegram skip it
+    from aiogram import Bot, Dispatcher
 
 log = logging.getLogger("veille")
 
@@ -240,6 +242,7 @@ class App:
         from bot.settings import require_token
         from bot.telegram.client import make_bot
         from bot.telegram.dispatcher import build_dispatcher
+        from bot.telegram.keyboards import alert_keyboards
         from bot.telegram.routers.delivery_buttons import TelegramButtons
         from bot.telegram.sender import TelegramSender
 
@@ -270,7 +273,7 @@ class App:
         )
         deliverer = Deliverer(
             session_factory=core.session_factory,
-            sender=MeteredSender(TelegramSender(bot), core.metrics),
+            sender=MeteredSender(TelegramSender(bot, keyboards=alert_keyboards(core)), core.metrics),
             limiter=_shared_limiter(settings, redis, limiter, core.metrics),
             clock=clock,
             owner=process_name(),

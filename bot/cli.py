@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from bot import admin_cli
 from bot.errors import ConfigError, VeilleError
 from bot.logs import setup_logging
 from bot.settings import Settings, load_settings
@@ -58,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     enable.add_argument("source")
     disable = src.add_parser("disable", help="stop polling a source")
     disable.add_argument("source")
+    opml_import = src.add_parser("import", help="add the feeds of an OPML file (names and categories kept)")
+    opml_import.add_argument("file")
+    opml_export = src.add_parser("export", help="write all sources as OPML 2.0 (to a file, or stdout)")
+    opml_export.add_argument("file", nargs="?", default="-")
 
     preview = commands.add_parser(
         "preview",
@@ -68,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("--limit", type=int, default=20, help="at most this many alerts (default 20)")
     preview.add_argument("--source", action="append", default=[], metavar="URL",
                          help="fetch this feed instead of the sources file (repeatable)")
+    admin_cli.add_commands(commands, src)  # broadcast, stats, sources health (issue #8)
     return parser
 
 
@@ -86,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "db": _db,
             "sources": _sources,
             "preview": _preview,
+            "broadcast": admin_cli.broadcast,
+            "stats": admin_cli.stats,
         }[args.command]
         return handler(settings, args)
     except ConfigError as exc:
@@ -123,6 +131,8 @@ def _db(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _sources(settings: Settings, args: argparse.Namespace) -> int:
+    if args.sources_command == "health":
+        return admin_cli.sources_health(settings, args)
     return asyncio.run(_sources_async(settings, args))
 
 
@@ -145,6 +155,8 @@ async def _sources_async(settings: Settings, args: argparse.Namespace) -> int:
             return 0
         if args.sources_command == "add":
             return await _add_source(core, args)
+        if args.sources_command in ("import", "export"):
+            return await _opml(core, args)
         async with core.session_factory() as session, session.begin():
             source = await repo.find_source(session, args.source)
             if source is None:
@@ -163,6 +175,42 @@ async def _sources_async(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     finally:
         await core.close()
+
+
+async def _opml(core, args: argparse.Namespace) -> int:  # noqa: ANN001
+    from pathlib import Path
+
+    from bot.core.catalogue import SourceSpec
+    from bot.core.opml import OpmlSource, parse_opml, render_opml
+    from bot.db import repo
+    from bot.fetcher.http import check_url_allowed
+
+    if args.sources_command == "import":
+        entries = parse_opml(Path(args.file).read_bytes())
+        specs = []
+        for entry in entries:
+            try:
+                check_url_allowed(entry.url, core.settings.allow_private_networks)
+            except VeilleError as exc:
+                print(f"  skipped {entry.url}: {exc}", file=sys.stderr)
+                continue
+            specs.append(SourceSpec(name=entry.title or entry.url, url=entry.url, category=entry.category))
+        added, updated = await core.upsert_sources(specs)
+        print(f"imported {args.file}: {added} added, {updated} already known")
+        return 0
+    async with core.session_factory() as session:
+        sources = await repo.list_sources(session)
+    document = render_opml(
+        [OpmlSource(url=s.url, title=s.name, category=s.category, site_url=s.site_url) for s in sources],
+        created=core.clock(),
+    )
+    if args.file == "-":
+        sys.stdout.buffer.write(document)
+        sys.stdout.flush()
+    else:
+        Path(args.file).write_bytes(document)
+        print(f"exported {len(sources)} sources to {args.file}")
+    return 0
 
 
 async def _add_source(core, args: argparse.Namespace) -> int:  # noqa: ANN001
