@@ -23,11 +23,21 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from bot.db.models import Broadcast, Chat, Delivery, Story, Subscription
-from bot.db.repo import _insert, _is_postgres
+
+
+def _is_postgres(session: AsyncSession) -> bool:
+    # Defined here rather than imported from repo: repo re-exports this module (no import cycle).
+    return session.bind is not None and session.bind.dialect.name == "postgresql"
+
+
+def _insert(session: AsyncSession, table: Any) -> Any:
+    return pg_insert(table) if _is_postgres(session) else sqlite_insert(table)
 
 
 @dataclass(frozen=True, slots=True)
