@@ -2,8 +2,15 @@
 
 from aiogram import Router
 
-from bot.telegram.routers import alerts, common
+from bot.telegram.routers import alerts, channels, chat_settings, common, io, sources
 
 
 def get_routers() -> list[Router]:
-    return [common.make_router(), alerts.make_router()]
+    return [
+        channels.make_router(),  # first: migrations and memberships are facts, whatever else is going on
+        common.make_router(),
+        alerts.make_router(),
+        chat_settings.make_router(),
+        sources.make_router(),
+        io.make_router(),
+    ]
