@@ -1,9 +1,16 @@
 """The `Sender` port, implemented with aiogram: sends one message, translates every aiogram error
-into a `SendFailed` carrying the retry decision (see `bot.core.backoff`)."""
+into a `SendFailed` carrying the retry decision (see `bot.core.backoff`).
+
+Alert messages carry their buttons (`bot.telegram.keyboards`), on the first send and on every edit:
+an edit without `reply_markup` would remove them (https://core.telegram.org/bots/api#editmessagetext).
+Telegram's "message is not modified" answer to an edit means the message already reads as wanted.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Sequence
 
 from aiogram import Bot
 from aiogram.exceptions import (
@@ -17,10 +24,13 @@ from aiogram.exceptions import (
     TelegramServerError,
     TelegramUnauthorizedError,
 )
-from aiogram.types import LinkPreviewOptions
+from aiogram.types import InlineKeyboardMarkup, LinkPreviewOptions
 
 from bot.core.backoff import classify_send_error
 from bot.services.delivery import OutgoingMessage, SendFailed
+from bot.telegram.keyboards import AlertKeyboards
+
+log = logging.getLogger(__name__)
 
 
 def decision_for(exc: TelegramAPIError | Exception):  # -> RetryDecision
@@ -46,12 +56,12 @@ def decision_for(exc: TelegramAPIError | Exception):  # -> RetryDecision
 
 
 class TelegramSender:
-    def __init__(self, bot: Bot, keyboards=None) -> None:  # keyboards: Callable[[OutgoingMessage], markup|None]
+    def __init__(self, bot: Bot, keyboards: AlertKeyboards | None = None) -> None:
         self.bot = bot
         self.keyboards = keyboards
 
     async def send(self, message: OutgoingMessage) -> int:
-        markup = self.keyboards(message) if self.keyboards is not None else None
+        markup = await self._alert_markup(message.chat_id, message.subscription_ids, None)
         try:
             sent = await self.bot.send_message(
                 chat_id=message.chat_id,
@@ -63,3 +73,40 @@ class TelegramSender:
         except (TimeoutError, TelegramAPIError, TelegramNetworkError, OSError) as exc:
             raise SendFailed(decision_for(exc)) from exc
         return sent.message_id
+
+    async def edit(
+        self,
+        chat_id: int,
+        message_id: int,
+        text: str,
+        disable_link_preview: bool,
+        subscription_ids: Sequence[int],
+    ) -> None:
+        """Replaces a sent alert's text (keeping its buttons); raises `SendFailed` like `send`."""
+        markup = await self._alert_markup(chat_id, subscription_ids, message_id)
+        try:
+            await self.bot.edit_message_text(
+                chat_id=chat_id,
+                message_id=message_id,
+                text=text,
+                link_preview_options=LinkPreviewOptions(is_disabled=disable_link_preview),
+                reply_markup=markup,
+            )
+        except TelegramBadRequest as exc:
+            if "message is not modified" in exc.message.lower():
+                return
+            raise SendFailed(decision_for(exc)) from exc
+        except (TimeoutError, TelegramAPIError, TelegramNetworkError, OSError) as exc:
+            raise SendFailed(decision_for(exc)) from exc
+
+    async def _alert_markup(
+        self, chat_id: int, subscription_ids: Sequence[int], message_id: int | None
+    ) -> InlineKeyboardMarkup | None:
+        if self.keyboards is None or (not subscription_ids and message_id is None):
+            return None
+        try:
+            return await self.keyboards.markup(chat_id, subscription_ids, message_id)
+        except Exception:
+            # Buttons are a convenience: a failure to build them must not hold the alert back.
+            log.exception("alert keyboard failed", extra={"chat": chat_id})
+            return None

@@ -2,7 +2,7 @@
 
 from aiogram import Router
 
-from bot.telegram.routers import alerts, channels, chat_settings, common, io, sources
+from bot.telegram.routers import alert_buttons, alerts, channels, chat_settings, common, io, sources
 
 
 def get_routers() -> list[Router]:
@@ -13,4 +13,5 @@ def get_routers() -> list[Router]:
         chat_settings.make_router(),
         sources.make_router(),
         io.make_router(),
+        alert_buttons.make_router(),
     ]
