@@ -62,7 +62,7 @@ def _parse_or_reject(text):
         assume(False)
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(st.lists(query_strings(), min_size=1, max_size=6), texts(max_words=8), texts())
 def test_index_agrees_with_reference_on_matches_and_hits(typed_queries, title, text):
     queries = []
@@ -80,7 +80,7 @@ def test_index_agrees_with_reference_on_matches_and_hits(typed_queries, title, t
     assert index.match_ids(doc) == sorted(got)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(query_strings(), texts())
 def test_single_query_preview_agrees_with_reference(typed, text):
     query = _parse_or_reject(typed)
@@ -90,7 +90,7 @@ def test_single_query_preview_agrees_with_reference(typed, text):
     assert (found.hits if found else None) == reference
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(query_strings())
 def test_canonical_text_parses_back_to_the_same_query(typed):
     query = _parse_or_reject(typed)
@@ -98,7 +98,7 @@ def test_canonical_text_parses_back_to_the_same_query(typed):
     assert again == query and again.text == query.text
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(st.one_of(texts(), st.text(max_size=40)))
 def test_token_spans_cover_exactly_their_word(text):
     tokens = tokenize(text)
@@ -107,7 +107,7 @@ def test_token_spans_cover_exactly_their_word(text):
         assert normalize_words(text[token.start : token.end]) == [token.text]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(st.one_of(texts(), st.text(max_size=40)))
 def test_folding_is_idempotent_and_words_are_folded(text):
     assert fold(fold(text)) == fold(text)
