@@ -165,3 +165,15 @@ def test_subscription_form_carries_lease_and_secret_only_when_subscribing() -> N
                     "hub.lease_seconds": "172800", "hub.secret": "s"}
     assert subscription_form(mode="unsubscribe", topic=TOPIC, callback="c", secret="s") == {
         "hub.callback": "c", "hub.mode": "unsubscribe", "hub.topic": TOPIC}
+
+
+def test_hub_of_fetch_reads_every_link_header_of_a_multidict() -> None:
+    from multidict import CIMultiDict, CIMultiDictProxy
+
+    from bot.core.websub import hub_of_fetch
+
+    headers = CIMultiDictProxy(CIMultiDict([("Link", '<https://n/feed>; rel="self"'),
+                                            ("link", '<https://hub.example/>; rel="hub"')]))
+    assert hub_of_fetch(fetched_url=FEED, hub_url=None, self_url=None, headers=headers) == "https://hub.example/"
+    assert hub_of_fetch(fetched_url=FEED, hub_url="/h", self_url=None, headers={}) == "https://news.example/h"
+    assert hub_of_fetch(fetched_url=FEED, hub_url=None, self_url=None, headers=None) is None

@@ -192,3 +192,13 @@ def subscription_form(
         if secret:
             form["hub.secret"] = secret
     return form
+
+
+def hub_of_fetch(*, fetched_url: str, hub_url: str | None, self_url: str | None,
+                 headers: Mapping[str, str] | None) -> str | None:
+    """The hub of a fetched and parsed feed (``FetchResult.headers`` may hold several ``Link``)."""
+    getall = getattr(headers, "getall", None)
+    links: tuple[str, ...] = tuple(getall("Link", ())) if getall else (
+        (headers["Link"],) if headers and "Link" in headers else ())
+    found = discover_websub(feed_url=fetched_url, hub_url=hub_url, self_url=self_url, link_headers=links)
+    return found.hub_url if found else None

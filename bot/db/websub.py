@@ -68,16 +68,21 @@ async def subscriptions_to_drop(session: AsyncSession, *, limit: int) -> list[We
     return [_state(s) for s in result.scalars().all()]
 
 
-async def set_hub(session: AsyncSession, source_id: int, hub_url: str | None) -> bool:
-    """Records the hub a source advertises; a different hub (or none) forgets the old subscription.
-    Returns True when something changed."""
-    source = await session.get(Source, source_id)
-    if source is None or source.hub_url == hub_url:
+def record_hub(source: Source, hub_url: str | None) -> bool:
+    """Records on a loaded source the hub its feed advertises (the poller's hook, inside its own
+    transaction); a different hub (or none) forgets the old subscription. True when it changed."""
+    if source.hub_url == hub_url:
         return False
     source.hub_url = hub_url
     source.websub_secret = None
     source.websub_expires_at = None
     return True
+
+
+async def set_hub(session: AsyncSession, source_id: int, hub_url: str | None) -> bool:
+    """`record_hub` by id; False for an unknown source."""
+    source = await session.get(Source, source_id)
+    return source is not None and record_hub(source, hub_url)
 
 
 async def request_subscription(session: AsyncSession, source_id: int, *, secret: str) -> None:
