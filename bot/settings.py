@@ -93,6 +93,10 @@ class Settings(BaseSettings):
     alerts_per_hour: int = Field(30, ge=0, description="Instant alerts per chat and hour before digest; 0=off.")
     delivery_tick: float = Field(1.0, gt=0, le=60, description="Seconds between outbox drains.")
 
+    # --- admins (issue #8) -----------------------------------------------------------------
+    admin_digest_schedule: str | None = Field(None, description='Daily admin digest time, "08:00 Europe/Paris".')
+    admin_digest_chat: str | None = Field(None, description="Where the scheduled admin digest goes: @channel or id.")
+
     # --- scale-out (issue #9) --------------------------------------------------------------
     redis_url: str | None = None
     webhook_url: str | None = None
@@ -100,6 +104,15 @@ class Settings(BaseSettings):
     http_port: int | None = Field(None, ge=0, le=65535)
     poll_lease: float = Field(300, gt=0, description="Seconds a poller holds a source before others may take it.")
     delivery_lease: float = Field(120, gt=0, description="Seconds a sender holds claimed outbox rows.")
+
+    @field_validator("admin_digest_schedule")
+    @classmethod
+    def _digest_schedule(cls, value: str | None) -> str | None:
+        if value:
+            from bot.services.admin import parse_schedule
+
+            parse_schedule(value)  # ValueError names the problem
+        return value or None
 
     @field_validator("admin_ids", mode="before")
     @classmethod

@@ -223,8 +223,8 @@ async def panel(
                                                                          value=value).pack())
 
     rows = [
-        [button(_("👥 Everyone"), "aud", "everyone"), button("🇫🇷 FR", "aud", "lang:fr"),
-         button("🇬🇧 EN", "aud", "lang:en")],
+        [button(_("👥 Everyone"), "aud", "everyone"), button("🇫🇷 FR", "aud", "fr"),
+         button("🇬🇧 EN", "aud", "en")],
         [button(_("👥 Groups and channels"), "aud", "groups"), button(_("🔎 By alert term"), "aud", "term")],
     ]
     if services.digest_chat:
@@ -335,6 +335,8 @@ async def broadcast_callback(
                                      chat=services.digest_chat or ""), show_alert=True)
                 return
             audience = Audience("chat", str(chat))
+        elif callback_data.value in ("fr", "en"):
+            audience = Audience("language", callback_data.value)
         else:
             audience = Audience.parse(callback_data.value)
         broadcast = await services.broadcasts.update_draft(broadcast_id, audience=audience)
