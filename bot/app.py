@@ -52,6 +52,14 @@ ROLE_PARTS: dict[str, frozenset[str]] = {
     "sender": frozenset({"sender"}),
 }
 
+
+def role_parts(role: str) -> frozenset[str]:
+    """`all`, one role, or several joined by commas (`poller,sender`); ConfigError otherwise."""
+    names = [name.strip() for name in role.split(",") if name.strip()]
+    if not names or any(name not in ROLE_PARTS for name in names):
+        raise ConfigError(f"--role {role!r}: expected one of {', '.join(ROLES)}, or several joined by commas")
+    return frozenset().union(*(ROLE_PARTS[name] for name in names))
+
 VERSION = "0.1.0"
 
 
@@ -233,7 +241,7 @@ class App:
 
     @property
     def parts(self) -> frozenset[str]:
-        return ROLE_PARTS[self.role]
+        return role_parts(self.role)
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Callable[[], datetime] = utcnow, role: str = "all") -> App:
@@ -246,8 +254,7 @@ class App:
         from bot.telegram.routers.delivery_buttons import TelegramButtons
         from bot.telegram.sender import TelegramSender
 
-        if role not in ROLE_PARTS:
-            raise ConfigError(f"--role {role!r}: expected one of {', '.join(ROLES)}")
+        role_parts(role)  # raises ConfigError for an unknown role
         token = require_token(settings)
         if settings.webhook_url and (settings.webhook_secret is None or settings.http_port is None):
             raise ConfigError("VEILLE_WEBHOOK_URL needs VEILLE_WEBHOOK_SECRET (Telegram sends it back with "

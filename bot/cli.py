@@ -32,8 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands.required = True
 
     run = commands.add_parser("run", help="start the bot: migrations, sources, Telegram, scheduler, delivery")
-    run.add_argument("--role", choices=("all", "bot", "poller", "sender"), default="all",
-                     help="what this process does when several run together (default: all)")
+    run.add_argument("--role", default="all", metavar="ROLE",
+                     help="what this process does when several run together: all (default), bot, poller, "
+                     "sender, or several joined by commas (poller,sender)")
 
     db = commands.add_parser("db", help="database schema (Alembic)")
     db_commands = db.add_subparsers(dest="db_command", metavar="ACTION")
