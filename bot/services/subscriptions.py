@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.core.query import QueryError, QueryLimits, parse_query
@@ -121,7 +122,17 @@ class SubscriptionService:
         self.clock = clock
 
     async def register(self, chat: ChatInfo, user: UserInfo | None, language: str) -> Chat:
-        """Records the chat (and the user) on every contact; returns the stored chat."""
+        """Records the chat (and the user) on every contact; returns the stored chat.
+
+        A new user's first updates arrive together (aiogram handles updates concurrently): when another
+        update created the same row first, the insert fails on its key and is retried as an update.
+        """
+        try:
+            return await self._register(chat, user, language)
+        except IntegrityError:
+            return await self._register(chat, user, language)
+
+    async def _register(self, chat: ChatInfo, user: UserInfo | None, language: str) -> Chat:
         now = self.clock()
         async with self.session_factory() as session, session.begin():
             if user is not None:
