@@ -207,11 +207,11 @@ class _Entry:
 
 
 def _span_pattern(key: str) -> re.Pattern[str]:
-    """Where a term key occurs in `NormalizedText.flat` (words separated by runs of spaces)."""
+    """A phrase key, to be matched at the start of its first word in `NormalizedText.flat`."""
     prefix = key.endswith("*")
     words = key.rstrip("*").split(" ")
     body = " +".join(map(re.escape, words))
-    return re.compile(r"(?<!\S)" + body + (r"\S*" if prefix else "") + r"(?!\S)")
+    return re.compile(body + (r"\S*" if prefix else "") + r"(?!\S)")
 
 
 def _host_of(url: str) -> str:
@@ -251,13 +251,37 @@ class _ArticleView:
         self.text = text
         self._spans: dict[tuple[str, str], list[tuple[int, int]]] = {}
 
-    def spans(self, field: str, key: str, pattern: re.Pattern[str]) -> list[tuple[int, int]]:
+    def spans(self, field: str, key: str, pattern: re.Pattern[str] | None) -> list[tuple[int, int]]:
         cached = self._spans.get((field, key))
         if cached is None:
             normalized = self.title if field == "title" else self.text
-            cached = [normalized.original_span(*m.span()) for m in pattern.finditer(normalized.flat)]
+            flat = normalized.flat
+            if pattern is None:
+                found = _word_spans(flat, key)
+            else:
+                # Anchored tries at each occurrence of the first word: a pattern starting with a
+                # look-behind would defeat the regex engine's literal search.
+                first_word = key.split(" ", 1)[0]
+                found = [m.span() for start, _ in _word_spans(flat, first_word)
+                         if (m := pattern.match(flat, start)) is not None]
+            cached = [normalized.original_span(start, end) for start, end in found]
             self._spans[(field, key)] = cached
         return cached
+
+
+def _word_spans(flat: str, key: str) -> list[tuple[int, int]]:
+    """Spans of a one-word key (exact or prefix) in `flat`, with `str.find` (much faster than re)."""
+    padded = " " + flat + " "
+    prefix = key.endswith("*")
+    word = key[:-1] if prefix else key
+    needle = " " + word if prefix else " " + word + " "
+    spans = []
+    i = padded.find(needle)
+    while i >= 0:
+        end = padded.find(" ", i + 1) - 1 if prefix else i + len(word)  # in `flat` coordinates
+        spans.append((i, end))
+        i = padded.find(needle, end + 1)
+    return spans
 
 
 class SubscriptionIndex:
@@ -383,9 +407,11 @@ class SubscriptionIndex:
         for atom, key, in_title, display in entry.hit_terms:
             if atom not in present:
                 continue
-            pattern = self._span_patterns.get(key)
-            if pattern is None:
-                pattern = self._span_patterns[key] = _span_pattern(key)
+            pattern = None
+            if " " in key:  # phrases need a pattern: any run of spaces may separate their words
+                pattern = self._span_patterns.get(key)
+                if pattern is None:
+                    pattern = self._span_patterns[key] = _span_pattern(key)
             if key in view.title_keys:
                 hits.extend(TermHit(display, "title", s, e) for s, e in view.spans("title", key, pattern))
             if not in_title and key in view.text_keys:
