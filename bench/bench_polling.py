@@ -55,7 +55,9 @@ FIVE_MINUTES = 300.0
 def _queries(count: int) -> list[str]:
     rng = random.Random(1)
     queries: list[str] = []
-    for i in range(count):
+    for i in range(count * 100):
+        if len(set(queries)) >= count:
+            break
         a, b = rng.sample(fs.TOPICS, 2)
         shape = i % 10
         if shape < 4:
@@ -68,7 +70,7 @@ def _queries(count: int) -> list[str]:
             queries.append(f"{a.lower()[:5]}* intitle:{rng.choice(fs.WORDS)}")
         else:
             queries.append(f'"{a} {rng.choice(fs.WORDS)}"')
-    return queries
+    return list(dict.fromkeys(queries))[:count]
 
 
 async def seed(url: str, ports: list[int], feeds: int, subscriptions: int) -> None:
@@ -212,8 +214,10 @@ async def run_cycle(url: str, parser: str, tick_seconds: float) -> dict[str, obj
 
 
 def _child(*args: str) -> dict[str, object]:
-    out = subprocess.run([sys.executable, __file__, *args], check=True, capture_output=True, text=True,
+    out = subprocess.run([sys.executable, __file__, *args], check=False, capture_output=True, text=True,
                          cwd=ROOT, timeout=600)
+    if out.returncode != 0:
+        raise SystemExit(f"{' '.join(args[:6])} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

@@ -20,7 +20,7 @@ from bot.db.models import Source
 from bot.fetcher.http import Fetcher, FetcherConfig
 from bot.services.matcher import Matcher
 from bot.services.poller import Poller, PollerConfig
-from bot.services.websub import WebSubConfig, WebSubService, mount_websub
+from bot.services.websub import WebSubConfig, WebSubService, attach_websub, mount_websub
 from tests.fakes.feed_server import FeedServer
 
 
@@ -356,3 +356,29 @@ async def test_push_becomes_a_poll_of_the_real_poller(env: Env, session_factory)
             await fetcher.close()
     assert [r.source_id for r in reports] == [source_id]
     assert feeds.hits("/feed.xml") == 1
+
+
+class RecordingScheduler:
+    def __init__(self) -> None:
+        self.jobs: list[tuple[object, dict[str, object]]] = []
+
+    def add_job(self, func: object, trigger: str, **options: object) -> None:
+        self.jobs.append((func, {"trigger": trigger, **options}))
+
+
+async def test_attach_websub_mounts_routes_and_schedules_renewal_without_a_started_session(
+    env: Env, session_factory  # noqa: ANN001
+) -> None:
+    scheduler = RecordingScheduler()
+    app = web.Application()
+    service = attach_websub(app, scheduler, session_factory=session_factory, public_url=env.base_url,
+                            clock=env.clock, user_agent="Veille-test", allow_private_networks=True)
+    assert {r.resource.canonical for r in app.router.routes()} == {"/websub/{source_id}"}
+    [(job, options)] = scheduler.jobs
+    assert options["trigger"] == "interval" and options["seconds"] == 600
+    await env.add_source()
+
+    assert await job() == 1  # type: ignore[operator]
+
+    assert env.hub.requests[0]["hub.mode"] == "subscribe"
+    assert service._session is None  # the per-request session was closed

@@ -25,6 +25,7 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -148,9 +149,14 @@ class WebSubService:
         return True
 
     async def _post(self, hub_url: str, form: Mapping[str, str]) -> str | None:
-        """POSTs to the hub; None when it accepted (2xx), else what went wrong in plain words."""
+        """POSTs to the hub; None when it accepted (2xx), else what went wrong in plain words.
+        Without `start()`, a session is opened for this request alone (the renewal job is rare)."""
         if self._session is None:
-            raise RuntimeError("WebSubService.start() was not called")
+            await self.start()
+            try:
+                return await self._post(hub_url, form)
+            finally:
+                await self.close()
         try:
             check_url_allowed(hub_url, self.config.allow_private_networks)
             async with self._session.post(hub_url, data=dict(form), allow_redirects=False) as response:
@@ -240,3 +246,22 @@ def make_websub_routes(service: WebSubService) -> list[web.RouteDef]:
 def mount_websub(app: web.Application, service: WebSubService) -> None:
     """Adds the WebSub callback routes to the ops HTTP server's application (before it starts)."""
     app.add_routes(make_websub_routes(service))
+
+
+def attach_websub(
+    app: web.Application, scheduler: Any, *, session_factory: async_sessionmaker[AsyncSession],
+    public_url: str, clock: Callable[[], datetime], user_agent: str, allow_private_networks: bool,
+    every: timedelta = timedelta(minutes=10),
+) -> WebSubService:
+    """Wiring for `bot.app`: callback routes on `app`, and a renewal job on the APScheduler
+    `scheduler` (first run 5 s after start). The service opens a client session per request."""
+    service = WebSubService(
+        session_factory,
+        WebSubConfig(public_base_url=public_url, user_agent=user_agent,
+                     allow_private_networks=allow_private_networks),
+        clock,
+    )
+    mount_websub(app, service)
+    scheduler.add_job(service.renew_due, "interval", seconds=every.total_seconds(), id="websub",
+                      max_instances=1, coalesce=True, next_run_time=clock() + timedelta(seconds=5))
+    return service
