@@ -52,4 +52,4 @@ async def set_webhook(bot: Bot, dispatcher: Dispatcher, *, url: str, secret: str
 
 def use_redis_fsm(dispatcher: Dispatcher, redis: Any, prefix: str = "veille:fsm") -> None:
     """Conversation state shared by every bot process."""
-    dispatcher.fsm.storage = RedisStorage(redis=redis, key_builder=DefaultKeyBuilder(prefix=prefix))
+    dispatcher.fsm.storage = RedisStorage(redis=redis, key_builder=DefaultKeyBuilder(prefix=prefix, with_destiny=True))
