@@ -375,6 +375,12 @@ class App:
         if self.redis is not None:
             checks["redis"] = self.redis.ping
         self.web = OpsServer(metrics=self.core.metrics, checks=checks, port=settings.http_port)
+        if settings.webhook_url:  # WebSub: hubs call back on this server; leases renewed by a job (issue #3)
+            from bot.services.websub import attach_websub
+
+            attach_websub(self.web.app, self.scheduler, session_factory=self.core.session_factory,
+                          public_url=settings.webhook_url, clock=self.core.clock, user_agent=user_agent(settings),
+                          allow_private_networks=settings.allow_private_networks)
         if settings.webhook_url and "bot" in self.parts:
             from bot.telegram.webhook import register_webhook
 
