@@ -49,26 +49,21 @@ def _single_alert_rows(
     sub = alert.subscription_id
     if not alert.exists:
         return [[_button(_("🗑 Alert deleted"), AlertButton(action="noop", sub=sub))]]
-    rows: list[list[InlineKeyboardButton]] = []
-    if alert.muted_until is not None:
-        rows.append([
+    mute = [_button(_("🔕 Mute 24 h"), AlertButton(action="mute", sub=sub))]
+    if alert.muted_until is not None:  # the pressed button becomes its confirmation, beside "Undo"
+        mute = [
             _button(_("✅ Muted until {time}", time=_local_time(alert.muted_until, timezone)),
                     AlertButton(action="noop", sub=sub)),
             _button(_("↩ Undo"), AlertButton(action="unmute", sub=sub)),
-        ])
+        ]
+    stop = [_button(_("🚫 Stop this source"), AlertButton(action="stop", sub=sub))]
     if alert.stopped_source is not None:
         source_id, name = alert.stopped_source
-        rows.append([
+        stop = [
             _button(_("✅ {source} stopped", source=_short(name)), AlertButton(action="noop", sub=sub)),
             _button(_("↩ Undo"), AlertButton(action="restore", sub=sub, src=source_id)),
-        ])
-    first_row = []
-    if alert.muted_until is None:
-        first_row.append(_button(_("🔕 Mute 24 h"), AlertButton(action="mute", sub=sub)))
-    if alert.stopped_source is None:
-        first_row.append(_button(_("🚫 Stop this source"), AlertButton(action="stop", sub=sub)))
-    if first_row:
-        rows.insert(0, first_row)
+        ]
+    rows = [mute + stop] if len(mute) == len(stop) == 1 else [mute, stop]
     rows.append([_button(_("✖ Unsubscribe"), AlertButton(action="unsub", sub=sub))])
     return rows
 
