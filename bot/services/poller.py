@@ -313,7 +313,9 @@ class Poller:
         stories = self.stories
         assert stories is not None
         stories.prune_if_due(now)
-        async with self.session_factory() as session, session.begin():
+        # One store at a time in this process: an article must see the story another poll's article
+        # started, which it cannot before that transaction commits (PostgreSQL runs them concurrently).
+        async with stories.lock, self.session_factory() as session, session.begin():
             known = await repo.known_article_keys(session, state.id, [p.item.key for p in prepared])
             new_articles: list[tuple[Article, _PreparedItem]] = []
             for p in prepared:

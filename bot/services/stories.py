@@ -18,6 +18,7 @@ Rules:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -68,6 +69,8 @@ class StoryClusterer:
         self.edit_window = edit_window
         self.max_edits_per_message = max_edits_per_message
         self._last_prune: datetime | None = None
+        # Held by the caller from the first `assign` until its transaction commits (see the poller).
+        self.lock = asyncio.Lock()
 
     async def load(self) -> int:
         """Rebuilds the index from the articles first seen within the window; returns how many."""
