@@ -1,7 +1,8 @@
 """Story clustering in the pipeline, per article, with 50,000 recent articles in the window.
 
 Run: .venv/bin/python bench/bench_pipeline_stories.py   (SQLite in a temporary file; set
-VEILLE_BENCH_DATABASE_URL=postgresql+asyncpg://... for PostgreSQL — its tables are emptied first.)
+VEILLE_BENCH_DATABASE_URL=postgresql+asyncpg://... for PostgreSQL: a database of its own is created
+on that server, and dropped at the end.)
 
 Prints, per article:
 - pure: normalising title + text, the 128-bit SimHash and the index lookup and add (goal ≤ 2 ms);
@@ -21,6 +22,7 @@ import re
 import statistics
 import tempfile
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -113,9 +115,6 @@ async def run(url: str) -> None:
     await asyncio.to_thread(upgrade, url)
     engine = create_engine(url)
     sessions = create_session_factory(engine)
-    if url.startswith("postgresql"):
-        async with engine.begin() as connection:
-            await connection.execute(text("TRUNCATE deliveries, articles, stories, sources, chats CASCADE"))
     rng = random.Random(5)
     words = re.findall(r"\w+", SAMPLE.read_text(encoding="utf-8").lower())
     source_a, source_b = await seed(sessions, rng)
@@ -165,10 +164,33 @@ async def run(url: str) -> None:
     print(line("baseline: store without stories", baseline))
 
 
+async def run_on_own_postgres_database(base_url: str) -> None:
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    base = make_url(base_url)
+    name = f"veille_bench_stories_{uuid.uuid4().hex[:8]}"
+    connect = {"host": base.host or "127.0.0.1", "port": base.port or 5432, "user": base.username or "postgres",
+               "password": base.password, "database": base.database or "postgres"}
+    connection = await asyncpg.connect(**connect)
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    try:
+        await run(base.set(database=name).render_as_string(hide_password=False))
+    finally:
+        connection = await asyncpg.connect(**connect)
+        try:
+            await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await connection.close()
+
+
 def main() -> None:
     url = os.environ.get("VEILLE_BENCH_DATABASE_URL", "").strip()
     if url:
-        asyncio.run(run(url))
+        asyncio.run(run_on_own_postgres_database(url))
         return
     with tempfile.TemporaryDirectory() as directory:
         asyncio.run(run(f"sqlite+aiosqlite:///{directory}/bench.db"))
