@@ -214,6 +214,8 @@ class Delivery(Base):
     __table_args__ = (
         UniqueConstraint("chat_id", "kind", "dedup_key"),
         Index("ix_deliveries_due", "status", "next_attempt_at"),
+        # Buttons and edits find the rows behind a sent message.
+        Index("ix_deliveries_chat_message", "chat_id", "message_id"),
     )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
