@@ -111,18 +111,30 @@ async def claim_due_deliveries(
             and_(older.status == "sending", older.lease_until >= now),
         ),
     )
+    claimable = (
+        Chat.active.is_(True),
+        or_(
+            and_(Delivery.status == "pending", Delivery.next_attempt_at <= now),
+            and_(Delivery.status == "sending", Delivery.lease_until < now),
+        ),
+        ~blocked_behind_older,
+    )
+    # Whole chats, oldest waiting first, so that a chat's waiting alerts are coalesced into one message
+    # instead of being spread over several claims by rows of other chats.
+    chats = (
+        select(Delivery.chat_id)
+        .join(Chat, Chat.id == Delivery.chat_id)
+        .where(*claimable)
+        .group_by(Delivery.chat_id)
+        .order_by(func.min(Delivery.id))
+        .limit(max(1, limit // 2))
+        .scalar_subquery()
+    )
     query = (
         select(Delivery)
         .join(Chat, Chat.id == Delivery.chat_id)
-        .where(
-            Chat.active.is_(True),
-            or_(
-                and_(Delivery.status == "pending", Delivery.next_attempt_at <= now),
-                and_(Delivery.status == "sending", Delivery.lease_until < now),
-            ),
-            ~blocked_behind_older,
-        )
-        .order_by(Delivery.id)
+        .where(*claimable, Delivery.chat_id.in_(chats))
+        .order_by(Delivery.chat_id, Delivery.id)
         .limit(limit)
     )
     if _is_postgres(session):
@@ -356,3 +368,22 @@ async def story_outlets(session: AsyncSession, story_ids: Sequence[int]) -> dict
     result = await session.execute(select(Story.id, Story.source_count).where(Story.id.in_(sorted(set(story_ids)))))
     return {story_id: int(count or 1) for story_id, count in result.all()}
 
+
+
+async def mark_many_sent(session: AsyncSession, sent: Sequence[tuple[Sequence[int], int]], *, now: datetime) -> None:
+    """Several messages' rows marked sent in one statement (executemany by primary key)."""
+    values = [
+        {"id": row_id, "status": "sent", "message_id": message_id, "sent_at": now, "lease_owner": None,
+         "lease_until": None, "last_error": None}
+        for ids, message_id in sent
+        for row_id in ids
+    ]
+    if values:
+        await session.execute(update(Delivery), values)
+
+
+async def get_chats(session: AsyncSession, chat_ids: Sequence[int]) -> dict[int, Chat]:
+    if not chat_ids:
+        return {}
+    result = await session.execute(select(Chat).where(Chat.id.in_(sorted(set(chat_ids)))))
+    return {c.id: c for c in result.scalars()}

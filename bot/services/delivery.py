@@ -150,7 +150,12 @@ class Deliverer:
     stats: DeliveryStats = field(default_factory=DeliveryStats)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _gate: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # One write at a time from this process: SQLite has a single writer, and two hundred chat tasks
+    # committing at once would only queue in its busy handler (which sleeps up to 100 ms per retry).
+    _writes: asyncio.Lock = field(default_factory=asyncio.Lock)
     _in_flight: asyncio.Semaphore | None = None
+    _marks: list[tuple[list[int], int, asyncio.Future[None]]] = field(default_factory=list)
+    _committer: asyncio.Task[None] | None = None
     _last_flood: tuple[int, float] | None = None
     _stopping: bool = False
 
@@ -205,7 +210,7 @@ class Deliverer:
         if not alerts:
             return list(rows)
         now = self.clock()
-        chats = {cid: await repo.get_chat(session, cid) for cid in {r.chat_id for r in alerts}}
+        chats = await outbox.get_chats(session, [r.chat_id for r in alerts])
         subscriptions = await outbox.get_subscriptions(session, [r.subscription_id for r in alerts if r.subscription_id])
         recent: dict[int, int] = {}
         held: dict[datetime, list[int]] = {}
@@ -267,8 +272,7 @@ class Deliverer:
     # --- building messages ---------------------------------------------------------------------
 
     async def _build_units(self, session: AsyncSession, rows: Sequence[Delivery]) -> dict[int, tuple[Chat, list[_Unit]]]:
-        chats = {chat_id: await repo.get_chat(session, chat_id) for chat_id in {r.chat_id for r in rows}}
-        known_chats = {chat_id: chat for chat_id, chat in chats.items() if chat is not None}
+        known_chats = await outbox.get_chats(session, [r.chat_id for r in rows])
         views = await load_alert_views(session, rows, known_chats)
         broadcasts = await outbox.get_broadcasts(session, [r.broadcast_id for r in rows if r.broadcast_id])
         result: dict[int, tuple[Chat, list[_Unit]]] = {cid: (chat, []) for cid, chat in known_chats.items()}
@@ -328,7 +332,7 @@ class Deliverer:
                 await self._release(units[position:], "released untried (shutdown or lease half spent)")
                 return
             if not unit.message.text and unit.photo is None and unit.document is None:
-                async with self.session_factory() as session, session.begin():
+                async with self._writes, self.session_factory() as session, session.begin():
                     for row in unit.rows:
                         await outbox.fail_delivery(session, row.id, error="nothing to send (article removed)")
                 continue
@@ -337,18 +341,42 @@ class Deliverer:
             try:
                 async with self._in_flight:
                     message_id = await self._send(chat, unit)
+                    # Still inside the in-flight slot: a message counts as in flight until its row is
+                    # committed as sent (the crash bound in the module docstring).
+                    await self._mark_sent([r.id for r in unit.rows], message_id)
             except SendFailed as exc:
                 if unit.edit_message_id is not None and "message is not modified" in exc.decision.reason:
                     message_id = unit.edit_message_id
+                    await self._mark_sent([r.id for r in unit.rows], message_id)
                 else:
                     await self._handle_failure(chat, unit, units[position + 1 :], exc.decision)
                     return
-            async with self.session_factory() as session, session.begin():
-                await outbox.mark_deliveries_sent(session, [r.id for r in unit.rows], message_id=message_id,
-                                                  now=self.clock())
             self.stats.sent += 1
             self.stats.rows_sent += len(unit.rows)
             log.debug("sent", extra={"chat": chat.id, "rows": len(unit.rows), "message_id": message_id})
+
+    async def _mark_sent(self, row_ids: list[int], message_id: int) -> None:
+        """Group commit: marks queued while a commit runs go together in the next one."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._marks.append((row_ids, message_id, future))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_marks())
+        await future
+
+    async def _commit_marks(self) -> None:
+        for _ in range(1_000_000):  # bounded: each round commits what was queued
+            if not self._marks:
+                return
+            batch, self._marks = self._marks, []
+            try:
+                async with self._writes, self.session_factory() as session, session.begin():
+                    await outbox.mark_many_sent(session, [(ids, mid) for ids, mid, _ in batch], now=self.clock())
+            except Exception as exc:  # noqa: BLE001 - re-raised in every waiting chat task
+                for _, _, future in batch:
+                    future.set_exception(exc)
+                continue
+            for _, _, future in batch:
+                future.set_result(None)
 
     async def _send(self, chat: Chat, unit: _Unit) -> int:
         disable_preview = unit.message.disable_link_preview or not chat.link_preview
@@ -394,7 +422,7 @@ class Deliverer:
         now = self.clock()
         error = f"{decision.kind}: {decision.reason}"
         log.warning("send failed", extra={"chat": chat.id, "kind": str(decision.kind), "reason": decision.reason})
-        async with self.session_factory() as session, session.begin():
+        async with self._writes, self.session_factory() as session, session.begin():
             if decision.kind == RetryKind.BLOCKED:
                 cancelled = await repo.deactivate_chat(session, chat.id, decision.reason, now)
                 self.stats.blocked_chats += 1
@@ -439,7 +467,7 @@ class Deliverer:
         self._last_flood = (chat_id, now)
 
     async def _release(self, units: Sequence[_Unit], note: str) -> None:
-        async with self.session_factory() as session, session.begin():
+        async with self._writes, self.session_factory() as session, session.begin():
             await outbox.release_deliveries(session, [row.id for unit in units for row in unit.rows],
                                             now=self.clock(), note=note)
 
