@@ -171,3 +171,55 @@ async def test_malformed_feed_is_a_recorded_error_that_does_not_stop_the_others(
     reports = {r.source_id: r for r in await poller.poll_all_due()}
     assert reports[bad].outcome == "error" and reports[bad].error
     assert reports[good].outcome == "ok" and reports[good].new_articles == 1
+
+
+def dated_rss(count: int, gap_minutes: int, end: datetime) -> str:
+    from email.utils import format_datetime
+
+    items = "".join(
+        f"<item><title>N{n}</title><link>https://news.example/d{n}</link><guid>d{n}</guid>"
+        f"<pubDate>{format_datetime(end - timedelta(minutes=gap_minutes * n))}</pubDate></item>"
+        for n in range(count)
+    )
+    return ('<?xml version="1.0"?><rss version="2.0"><channel><title>Rythme</title>'
+            f"<link>https://news.example/</link><description>x</description>{items}</channel></rss>")
+
+
+async def test_unchanged_feed_keeps_the_interval_learnt_from_its_rhythm(env) -> None:  # noqa: ANN001
+    poller, _, clock, feeds, sessions = env
+    feeds.set("/rythme.xml", dated_rss(10, gap_minutes=20, end=clock()), etag="auto")
+    source_id = await add_source(sessions, feeds.url("/rythme.xml"), clock())
+    await poller.poll_all_due()
+    async with sessions() as session:
+        learnt = (await repo.get_source(session, source_id)).interval_seconds
+    assert 500 <= learnt <= 700  # half the 20-minute rhythm, with jitter
+    clock.advance(3600)
+    assert [r.outcome for r in await poller.poll_all_due()] == ["not_modified"]
+    async with sessions() as session:
+        after_304 = (await repo.get_source(session, source_id)).interval_seconds
+    assert 500 <= after_304 <= 700, "a 304 must not reset the interval to the default"
+
+
+async def test_a_saturated_tick_claims_more_as_soon_as_slots_free(session_factory, feeds) -> None:  # noqa: ANN001
+    import asyncio
+
+    clock = Clock()
+    for n in range(12):
+        feeds.set(f"/s{n}.xml", rss((f"g{n}", "Titre", "Texte.")))
+    fetcher = Fetcher(FetcherConfig(user_agent="t", allow_private_networks=True, total_timeout=5))
+    await fetcher.start()
+    poller = Poller(session_factory=session_factory, fetcher=fetcher, matcher=Matcher(),
+                    config=PollerConfig(policy=PollPolicy(default_interval=60, min_interval=60), concurrency=2,
+                                        fetch_full_text=False), clock=clock)
+    try:
+        for n in range(12):
+            await add_source(session_factory, feeds.url(f"/s{n}.xml"), clock())
+        assert await poller.tick() == 4  # 2 × concurrency
+        for _ in range(400):  # bounded wait, no second explicit tick
+            if all(feeds.hits(f"/s{n}.xml") for n in range(12)) and not poller._running:
+                break
+            await asyncio.sleep(0.05)
+        assert all(feeds.hits(f"/s{n}.xml") == 1 for n in range(12))
+    finally:
+        await poller.drain(timeout=1)
+        await fetcher.close()

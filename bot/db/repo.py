@@ -311,6 +311,17 @@ async def known_article_keys(session: AsyncSession, source_id: int, keys: Iterab
     return found
 
 
+async def recent_publish_times(session: AsyncSession, source_id: int, limit: int = 20) -> list[datetime]:
+    """The publication times of a source's latest articles (its rhythm, for the poll interval)."""
+    result = await session.execute(
+        select(Article.published_at)
+        .where(Article.source_id == source_id, Article.published_at.is_not(None))
+        .order_by(Article.id.desc())
+        .limit(limit)
+    )
+    return [row[0] for row in result.all()]
+
+
 async def add_article(session: AsyncSession, article: Article) -> Article:
     session.add(article)
     await session.flush()

@@ -41,9 +41,11 @@ from bot.core.render import escape
 from bot.core.stories import fingerprint, fingerprint_to_bytes
 from bot.core.summary import clean_text, summarize
 from bot.core.text import normalize_words
+from bot.core.websub import hub_of_fetch
 from bot.db import repo
 from bot.db import stories as story_db
 from bot.db.models import Article, Source
+from bot.db.websub import record_hub
 from bot.fetcher.extract import ExtractedArticle, extract_article, needs_full_text
 from bot.fetcher.http import Fetcher, FetchError, FetchResult
 from bot.services.matcher import Matcher
@@ -136,6 +138,9 @@ class Poller:
     on_alerts: Callable[[], None] | None = None
     stories: StoryClusterer | None = None  # built from session_factory and clock when not given
     _running: set[asyncio.Task[PollReport]] = field(default_factory=set)
+    _saturated: bool = False
+    _closing: bool = False
+    _refill: asyncio.Task[None] | None = None
     _semaphore: asyncio.Semaphore | None = None
 
     def __post_init__(self) -> None:
@@ -154,11 +159,28 @@ class Poller:
                 session, now=self.clock(), owner=self.owner, lease=self.config.lease, limit=free
             )
             states = [SourceState.of(s) for s in sources]
+        # A tick that filled every free slot may have left due sources behind: claim again as soon as a
+        # slot frees, instead of waiting for the next tick (5,000 feeds would otherwise be capped at
+        # 2 × concurrency per tick).
+        self._saturated = len(states) == free
         for state in states:
             task = asyncio.create_task(self.poll_source(state), name=f"poll-source-{state.id}")
             self._running.add(task)
-            task.add_done_callback(self._running.discard)
+            task.add_done_callback(self._poll_done)
         return len(states)
+
+    def _poll_done(self, task: asyncio.Task[PollReport]) -> None:
+        self._running.discard(task)
+        if self._saturated and not self._closing and self._refill is None:
+            self._refill = asyncio.get_running_loop().create_task(self._refill_tick(), name="poll-refill")
+
+    async def _refill_tick(self) -> None:
+        try:
+            await self.tick()
+        except Exception:
+            log.exception("refill tick failed")
+        finally:
+            self._refill = None
 
     async def poll_all_due(self) -> list[PollReport]:
         """Polls every due source and waits for all of them (CLI and tests)."""
@@ -177,6 +199,7 @@ class Poller:
     async def drain(self, timeout: float) -> None:
         """Waits for in-flight polls (shutdown); those still running after `timeout` are cancelled,
         and their leases expire so the next start polls them again."""
+        self._closing = True
         if not self._running:
             return
         done, pending = await asyncio.wait(set(self._running), timeout=timeout)
@@ -411,13 +434,19 @@ class Poller:
         async with self.session_factory() as session, session.begin():
             source = await repo.get_source(session, state.id)
             if source is not None:
-                self._apply_success(source, result, feed, self.clock(), not_modified=not_modified)
+                # No feed to read publication times from: use the stored ones, so an unchanged feed
+                # keeps the interval learnt from its rhythm instead of falling back to the default.
+                published = await repo.recent_publish_times(session, state.id) if feed is None else None
+                self._apply_success(source, result, feed, self.clock(), not_modified=not_modified,
+                                    published=published)
 
     def _apply_success(
-        self, source: Source, result: FetchResult, feed: ParsedFeed | None, now: datetime, *, not_modified: bool
+        self, source: Source, result: FetchResult, feed: ParsedFeed | None, now: datetime, *, not_modified: bool,
+        published: Sequence[datetime] | None = None,
     ) -> None:
         max_age, expires, _ = parse_cache_headers(result.headers, now)
-        published = [i.published for i in feed.items if i.published] if feed else []
+        if published is None:
+            published = [i.published for i in feed.items if i.published] if feed else []
         source.next_check_at = next_check_at(
             now,
             policy=self.config.policy,
@@ -440,6 +469,10 @@ class Poller:
             source.url = result.permanent_redirect
         if feed is not None and feed.site_url and not source.site_url:
             source.site_url = feed.site_url
+        if feed is not None:
+            # WebSub: remember the hub the feed advertises; the WebSub service subscribes in webhook mode.
+            record_hub(source, hub_of_fetch(fetched_url=result.url, hub_url=feed.hub_url, self_url=feed.self_url,
+                                            headers=result.headers))
         source.polls += 1
         source.not_modified_polls += 1 if not_modified else 0
         source.last_checked_at = source.last_success_at = now
