@@ -101,7 +101,12 @@ async def test_group_migration_moves_alerts_to_the_supergroup(app: App, fake: Fa
 
     await eventually(moved, "the alert moved to the supergroup")
     [alert] = await rows(app, Subscription)
-    assert app.core.matcher._targets[alert.id].chat_id == -1005001
+
+    async def reindexed() -> bool:
+        target = app.core.matcher._targets.get(alert.id)
+        return target is not None and target.chat_id == -1005001
+
+    await eventually(reindexed, "the index sends the alert to the supergroup")
 
 
 async def test_bot_kicked_deactivates_the_chat_and_added_back_reactivates(app: App, fake: FakeTelegram) -> None:

@@ -188,8 +188,7 @@ class ChatService:
             await repo.move_chat(session, old_chat_id, new_chat_id, self.clock())
             if moved:
                 await repo.deactivate_chat(session, old_chat_id, "migrated to a supergroup", self.clock())
-        for subscription in moved:
-            self.matcher.remove(subscription.id)
+        # Re-adding an alert replaces its index entry, so it is never missing from the index meanwhile.
         await self._index_chat(new_chat_id)
         return len(moved)
 
