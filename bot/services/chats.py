@@ -206,6 +206,10 @@ class ChatService:
             except QueryError:
                 continue
             self.matcher.add(repo.ActiveSubscription(s.id, s.chat_id, s.query, s.message_thread_id), query)
+            update_filters = getattr(self.matcher, "update_filters", None)
+            if update_filters is not None:  # per-alert source filters and mutes (issue #5's matcher)
+                update_filters(s.id, source_ids=s.source_ids, excluded_source_ids=s.excluded_source_ids,
+                               muted_until=s.muted_until)
 
     # --- sources ------------------------------------------------------------------------------
 
