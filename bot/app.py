@@ -11,7 +11,9 @@ import contextlib
 import logging
 import os
 import socket
+import time
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -232,6 +234,7 @@ class App:
     scheduler: AsyncIOScheduler = field(default_factory=lambda: AsyncIOScheduler(timezone=UTC))
     _polling_task: asyncio.Task[None] | None = None
     _stopped: asyncio.Event = field(default_factory=asyncio.Event)
+    _executor: ThreadPoolExecutor | None = None
     role: str = "all"
     redis: Any = None
     index_sync: IndexSync | None = None
@@ -306,6 +309,11 @@ class App:
 
     async def start(self) -> None:
         settings = self.core.settings
+        # CPU work (parsing, extraction, summaries) runs in this pool; owning it lets stop() drop the
+        # queued jobs instead of making the process wait for all of them before it can exit.
+        self._executor = ThreadPoolExecutor(max_workers=min(4, (os.cpu_count() or 1) + 1),
+                                            thread_name_prefix="veille-cpu")
+        asyncio.get_running_loop().set_default_executor(self._executor)
         async with self._startup_lock():
             await self.core.prepare()
         me = await self.bot.get_me()
@@ -444,34 +452,59 @@ class App:
             log.exception("delivery tick failed")
 
     async def stop(self, timeout: float = 4.0) -> None:
-        """Stops within `timeout` seconds: no new work, in-flight sends finish or stay in the outbox."""
+        """Stops within `timeout` seconds: no new work, in-flight sends finish or stay in the outbox.
+
+        One deadline for everything: waits run side by side, never one budget after another, so a
+        slow part cannot push the whole stop past the 5 s the issue promises."""
         if self._stopped.is_set():
             return
         self._stopped.set()
+        deadline = time.monotonic() + timeout
         log.info("stopping")
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         if self._polling_task is not None:
             self._polling_task.cancel()
-            await asyncio.gather(self._polling_task, return_exceptions=True)
-        if self.web is not None:
-            await self.web.stop()
-        if self.index_sync is not None:
-            await self.index_sync.stop()
         self._loop_watch_stop.set()
-        if self._background:
-            await asyncio.wait(self._background, timeout=2)
         self.deliverer.stop()
-        await self.core.poller.drain(timeout=timeout / 2)
-        try:
-            await asyncio.wait_for(self.deliverer.drain_lock_released(), timeout=timeout / 2)
-        except TimeoutError:
-            log.warning("delivery still in flight at shutdown; its rows stay leased and will be retried")
+
+        async def delivery_settled() -> None:
+            try:
+                await asyncio.wait_for(self.deliverer.drain_lock_released(), timeout=_left(deadline, 0.5))
+            except TimeoutError:
+                log.warning("delivery still in flight at shutdown; its rows stay leased and will be retried")
+
+        async def background_settled() -> None:
+            if self._background:
+                await asyncio.wait(self._background, timeout=_left(deadline, 0.5))
+
+        parts = [
+            self.core.poller.drain(timeout=_left(deadline, 1.0)),
+            delivery_settled(),
+            background_settled(),
+        ]
+        if self._polling_task is not None:
+            parts.append(asyncio.wait({self._polling_task}, timeout=_left(deadline, 0.5)))
+        if self.web is not None:
+            parts.append(self.web.stop())
+        if self.index_sync is not None:
+            parts.append(self.index_sync.stop())
+        results = await asyncio.gather(*parts, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+                log.warning("shutdown step failed", extra={"error": repr(result)})
         await self.bot.session.close()
         await self.core.close()
         if self.redis is not None:
             await self.redis.aclose()
-        log.info("stopped")
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+        log.info("stopped", extra={"elapsed_s": round(timeout - (deadline - time.monotonic()), 2)})
+
+
+def _left(deadline: float, reserve: float) -> float:
+    """Seconds left before `deadline`, keeping `reserve` for closing sessions; never negative."""
+    return max(0.05, deadline - time.monotonic() - reserve)
 
 
 def _shared_limiter(settings: Settings, redis: Any, local: RateLimiter, metrics: Metrics) -> Any:

@@ -78,7 +78,7 @@ async def test_veille_run_logs_each_stage_answers_and_stops_within_five_seconds(
                 await process.wait()
         text = "".join(log)
         assert process.returncode == 0, text[-2000:]
-        assert elapsed < 5, f"stopping took {elapsed:.1f}s"
+        assert elapsed < 5, f"stopping took {elapsed:.1f}s; log tail:\n" + "\n".join(text.splitlines()[-8:])
         for stage in STAGES:
             assert stage in text, f"no log line for stage {stage!r}"
         assert "stopped" in text.splitlines()[-1] or "stopped" in text
