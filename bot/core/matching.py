@@ -17,25 +17,33 @@ What matches (the rules users rely on; the query language is described in `bot.c
   wrote it, field, span in the original title or text) so the alert can highlight them and say why
   it fired.
 
-How it stays fast with 100k subscriptions (the reasons behind the structure):
+How it stays fast with 100k subscriptions (the reasons behind the structure, issue #4):
 
-- Subscriptions with the same canonical query share one compiled entry; the fan-out to
-  subscription ids happens only after the entry is known to match.
-- An article is normalised once per field. Single words are found with one set intersection
-  against the vocabulary of all subscriptions; phrases and prefixes with one Aho-Corasick pass
-  (pyahocorasick, C) over the article's words joined by single spaces, where every pattern starts
-  (and, unless it is a prefix, ends) with a space, so only whole words match.
-- Each entry is indexed under a *trigger*: a set of words/phrases one of which must be present for
-  the query to be true (its rarest required term, or all the alternatives of an OR). Only entries
-  whose trigger fired are evaluated, in conjunctive normal form with C-level set operations; the
-  rare query whose CNF would be large is evaluated on its tree.
-- Spans are computed only for what matched, by a regular expression built from normalised words
-  (never from user input as a pattern: words are escaped and the pattern has no nested repetition).
+- Subscriptions with the same canonical query share one compiled entry (many people follow
+  "OTAN"); the fan-out to subscription ids happens only after the entry is known to match.
+- An article is normalised once per field. Single words are found by looking the article's words
+  up in the vocabulary of all subscriptions (a dict, C-level); phrases and prefixes with one
+  Aho-Corasick pass (pyahocorasick, C) over the article's words joined by single spaces, where
+  every pattern starts (and, unless it is a prefix, ends) with a space, so only whole words match.
+- Each entry is indexed under a *trigger*: words/phrases one of which must be present for the
+  query to be true (its rarest required term, or all the alternatives of an OR). Only entries whose
+  trigger fired are looked at. An entry whose trigger is its whole query (one word, one phrase)
+  needs no evaluation: its subscription ids sit in one list per term, copied out in C. Other
+  entries are evaluated in conjunctive normal form on tuples with C-level set methods; the rare
+  query whose CNF would be large is evaluated on its tree.
+- Compiled entries hold strings and tuples (atoms interned, shared by every entry), not the Query
+  objects nor per-entry sets, which keeps 100k subscriptions in tens of megabytes.
+- `add` and `remove` are incremental; only a change in the set of phrases and prefixes marks the
+  automaton stale, and it is rebuilt once, at the next match.
+- Hits are computed only for entries that matched, once per term per article (spans found with
+  `str.find` and an anchored regular expression built from normalised words, never from user input
+  as a pattern), and the same TermHit objects are shared by every Match that reports them.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import product
@@ -150,60 +158,114 @@ def _evaluate(node: Node, present: set[str]) -> bool:
     return node.atom in present
 
 
-class _Entry:
-    """One distinct query, shared by every subscription that typed it."""
+# A compiled test, true when the query holds given the atoms present in an article (the trigger
+# having fired): None (nothing more to check), a Node (evaluated on the tree), or the CNF as
+# (required atoms, forbidden atoms, clauses "one of these", clauses "one of these or not all of those").
+_Test = (
+    tuple[tuple[str, ...], tuple[str, ...], tuple[tuple[str, ...], ...], tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]]
+    | Node
+    | None
+)
+_HitTerm = tuple[str, bool, str]  # (key, title only, display): one word or phrase to report
 
-    __slots__ = ("query", "subscribers", "trigger", "required", "forbidden", "any_of", "mixed", "tree",
-                 "always", "hit_terms", "text_keys")
 
-    def __init__(self, query: Query) -> None:
-        self.query = query
-        self.subscribers: set[int] = set()
-        trigger = _trigger(query.root)
-        if trigger is None:  # parse_query refuses these; a hand-built Query could still get here
-            raise ValueError(f"query has nothing to trigger on: {query.text}")
-        self.trigger = trigger[1]
-        atoms = query.atoms()
-        self.text_keys = [a.key for a, _ in atoms if isinstance(a, TextTerm)]
-        self.hit_terms = tuple(
-            dict.fromkeys((a.atom, a.key, a.in_title, a.display) for a, positive in atoms
-                          if positive and isinstance(a, TextTerm))
-        )
-        clauses = _cnf(query.root)
-        self.tree: Node | None = None if clauses is not None else query.root
-        required, forbidden, any_of, mixed = set(), set(), [], []
-        for positive, negative in clauses or ():
-            if positive & negative:
-                continue  # always true
-            if len(positive) == 1 and not negative:
-                required |= positive
-            elif len(negative) == 1 and not positive:
-                forbidden |= negative
-            elif not negative:
-                any_of.append(positive)
-            else:
-                mixed.append((positive, negative))
-        self.required = frozenset(required)
-        self.forbidden = frozenset(forbidden)
-        self.any_of = tuple(any_of)
-        self.mixed = tuple(mixed)
-        # The trigger fired and it is the whole query: no need to evaluate anything.
-        self.always = self.tree is None and self.required == self.trigger and not (forbidden or any_of or mixed)
-
-    def accepts(self, present: set[str]) -> bool:
-        if self.always:
-            return True
-        if self.tree is not None:
-            return _evaluate(self.tree, present)
-        if not self.required <= present or not self.forbidden.isdisjoint(present):
-            return False
-        for positive in self.any_of:
-            if positive.isdisjoint(present):
-                return False
-        for positive, negative in self.mixed:
-            if positive.isdisjoint(present) and negative <= present:
-                return False
+def _passes(test: _Test, present: set[str]) -> bool:
+    if test is None:
         return True
+    if not isinstance(test, tuple):
+        return _evaluate(test, present)
+    required, forbidden, any_of, mixed = test
+    if not present.issuperset(required) or not present.isdisjoint(forbidden):
+        return False
+    for positive in any_of:
+        if present.isdisjoint(positive):
+            return False
+    for positive, negative in mixed:
+        if present.isdisjoint(positive) and present.issuperset(negative):
+            return False
+    return True
+
+
+_intern = sys.intern
+
+
+class _Entry:
+    """One distinct query, compiled, shared by every subscription that typed it."""
+
+    __slots__ = ("text", "subscribers", "trigger", "test", "hit_terms", "keys", "uses_fields")
+
+    def __init__(self, text: str, trigger: tuple[str, ...], test: _Test, hit_terms: tuple[_HitTerm, ...],
+                 keys: tuple[str, ...], uses_fields: bool) -> None:
+        self.text = text
+        self.subscribers: list[int] = []
+        self.trigger = trigger
+        self.test = test
+        self.hit_terms = hit_terms
+        self.keys = keys  # every word and phrase key, excluded ones too: the vocabulary it needs
+        self.uses_fields = uses_fields
+
+    @property
+    def direct(self) -> bool:
+        """Its one trigger atom being present is the whole query."""
+        return self.test is None and len(self.trigger) == 1
+
+
+def _compile(query: Query) -> _Entry:
+    root = query.root
+    if isinstance(root, TextTerm):  # the most common alert by far: one word or one phrase
+        key = _intern(root.key)
+        atom = _intern("title:" + key) if root.in_title else key
+        return _Entry(query.text, (atom,), None, ((key, root.in_title, root.display),), (key,), False)
+    atoms = query.atoms()
+    texts = [a for a, _ in atoms if isinstance(a, TextTerm)]
+    keys = tuple(dict.fromkeys(_intern(a.key) for a in texts))
+    hit_terms = tuple(dict.fromkeys((_intern(a.key), a.in_title, a.display) for a, positive in atoms
+                                    if positive and isinstance(a, TextTerm)))
+    uses_fields = len(texts) != len(atoms)
+    if isinstance(root, And) and all(_is_literal(c) for c in root.children):
+        # A conjunction of terms and excluded terms ("A B", "A -B", "A source:x"): no CNF needed.
+        positive = [_intern(c.atom) for c in root.children if not isinstance(c, Not)]
+        forbidden = tuple(dict.fromkeys(_intern(c.child.atom) for c in root.children if isinstance(c, Not)))
+        candidates = [c for c in root.children if isinstance(c, TextTerm)]
+        if not candidates:  # parse_query refuses these; a hand-built Query could still get here
+            raise ValueError(f"query has nothing to trigger on: {query.text}")
+        trigger = _intern(min(candidates, key=_term_cost).atom)
+        required = tuple(a for a in dict.fromkeys(positive) if a != trigger)
+        test = (required, forbidden, (), ()) if required or forbidden else None
+        return _Entry(query.text, (trigger,), test, hit_terms, keys, uses_fields)
+    found = _trigger(root)
+    if found is None:  # parse_query refuses these; a hand-built Query could still get here
+        raise ValueError(f"query has nothing to trigger on: {query.text}")
+    trigger = tuple(sorted(map(_intern, found[1])))
+    clauses = _cnf(root)
+    if clauses is None:
+        return _Entry(query.text, trigger, root, hit_terms, keys, uses_fields)
+    fired = frozenset(trigger)
+    required, forbidden, any_of, mixed = set(), set(), [], []
+    for positive, negative in clauses:
+        if positive & negative or positive >= fired:
+            continue  # always true, or true whenever the entry is looked at (its trigger fired)
+        if len(positive) == 1 and not negative:
+            required |= positive
+        elif len(negative) == 1 and not positive:
+            forbidden |= negative
+        elif not negative:
+            any_of.append(positive)
+        else:
+            mixed.append((positive, negative))
+    test = None
+    if required or forbidden or any_of or mixed:
+        test = (_atoms_tuple(required), _atoms_tuple(forbidden), tuple(map(_atoms_tuple, any_of)),
+                tuple((_atoms_tuple(p), _atoms_tuple(n)) for p, n in mixed))
+    return _Entry(query.text, trigger, test, hit_terms, keys, uses_fields)
+
+
+def _atoms_tuple(atoms: Iterable[str]) -> tuple[str, ...]:
+    return tuple(sorted(map(_intern, atoms)))
+
+
+def _is_literal(node: Node) -> bool:
+    return not isinstance(node, And | Or) and not (isinstance(node, Not) and isinstance(node.child, And | Or | Not))
 
 
 def _span_pattern(key: str) -> re.Pattern[str]:
@@ -242,31 +304,49 @@ def _document_field_atoms(doc: Document) -> set[str]:
 
 
 class _ArticleView:
-    """One article, normalised once, with the terms of the index it contains."""
+    """One article, normalised once, with the terms of the index it contains and its hits so far."""
 
-    __slots__ = ("title", "text", "title_keys", "text_keys", "present", "_spans")
+    __slots__ = ("title", "text", "title_keys", "text_keys", "present", "_hits")
 
-    def __init__(self, title: NormalizedText, text: NormalizedText) -> None:
+    def __init__(self, title: NormalizedText, text: NormalizedText, title_keys: set[str], text_keys: set[str],
+                 present: set[str]) -> None:
         self.title = title
         self.text = text
-        self._spans: dict[tuple[str, str], list[tuple[int, int]]] = {}
+        self.title_keys = title_keys
+        self.text_keys = text_keys
+        self.present = present
+        self._hits: dict[_HitTerm, tuple[TermHit, ...]] = {}
 
-    def spans(self, field: str, key: str, pattern: re.Pattern[str] | None) -> list[tuple[int, int]]:
-        cached = self._spans.get((field, key))
+    def hits(self, hit_term: _HitTerm, patterns: dict[str, re.Pattern[str]]) -> tuple[TermHit, ...]:
+        """Every occurrence of one word or phrase, in the title then the text; computed once per article."""
+        cached = self._hits.get(hit_term)
         if cached is None:
-            normalized = self.title if field == "title" else self.text
-            flat = normalized.flat
-            if pattern is None:
-                found = _word_spans(flat, key)
-            else:
-                # Anchored tries at each occurrence of the first word: a pattern starting with a
-                # look-behind would defeat the regex engine's literal search.
-                first_word = key.split(" ", 1)[0]
-                found = [m.span() for start, _ in _word_spans(flat, first_word)
-                         if (m := pattern.match(flat, start)) is not None]
-            cached = [normalized.original_span(start, end) for start, end in found]
-            self._spans[(field, key)] = cached
+            key, in_title, display = hit_term
+            pattern = None
+            if " " in key:  # phrases need a pattern: any run of spaces may separate their words
+                pattern = patterns.get(key)
+                if pattern is None:
+                    pattern = patterns[key] = _span_pattern(key)
+            found: list[TermHit] = []
+            if key in self.title_keys:
+                found.extend(TermHit(display, "title", s, e) for s, e in _spans(self.title, key, pattern))
+            if not in_title and key in self.text_keys:
+                found.extend(TermHit(display, "text", s, e) for s, e in _spans(self.text, key, pattern))
+            cached = self._hits[hit_term] = tuple(found)
         return cached
+
+
+def _spans(normalized: NormalizedText, key: str, pattern: re.Pattern[str] | None) -> list[tuple[int, int]]:
+    flat = normalized.flat
+    if pattern is None:
+        found = _word_spans(flat, key)
+    else:
+        # Anchored tries at each occurrence of the first word: a pattern starting with a
+        # look-behind would defeat the regex engine's literal search.
+        first_word = key.split(" ", 1)[0]
+        found = [m.span() for start, _ in _word_spans(flat, first_word)
+                 if (m := pattern.match(flat, start)) is not None]
+    return [normalized.original_span(start, end) for start, end in found]
 
 
 def _word_spans(flat: str, key: str) -> list[tuple[int, int]]:
@@ -290,13 +370,16 @@ class SubscriptionIndex:
     def __init__(self) -> None:
         self._entries: dict[str, _Entry] = {}  # canonical query text → entry
         self._by_subscription: dict[int, _Entry] = {}
-        self._triggers: dict[str, set[_Entry]] = {}  # atom → entries indexed under it
+        # Entries whose one trigger atom is the whole query, and their subscription ids, per atom.
+        self._direct: dict[str, list[_Entry]] = {}
+        self._direct_ids: dict[str, list[int]] = {}
+        self._triggers: dict[str, list[_Entry]] = {}  # atom → the other entries indexed under it
         self._word_refs: dict[str, int] = {}  # single-word keys → number of entries using them
         self._pattern_refs: dict[str, int] = {}  # phrase and prefix keys → number of entries
         self._span_patterns: dict[str, re.Pattern[str]] = {}
         self._automaton: ahocorasick.Automaton | None = None
         self._automaton_stale = False
-        self._field_atoms = 0  # entries using source: or lang:
+        self._field_entries = 0  # entries using source: or lang:
 
     @classmethod
     def build(cls, items: Iterable[tuple[int, Query]]) -> SubscriptionIndex:
@@ -312,15 +395,17 @@ class SubscriptionIndex:
         """Add a subscription, or replace its query."""
         current = self._by_subscription.get(subscription_id)
         if current is not None:
-            if current.query.text == query.text:
+            if current.text == query.text:
                 return
             self.remove(subscription_id)
         entry = self._entries.get(query.text)
         if entry is None:
-            entry = _Entry(query)
-            self._entries[query.text] = entry
+            entry = _compile(query)
+            self._entries[entry.text] = entry
             self._register(entry)
-        entry.subscribers.add(subscription_id)
+        entry.subscribers.append(subscription_id)
+        if entry.direct:
+            self._direct_ids[entry.trigger[0]].append(subscription_id)
         self._by_subscription[subscription_id] = entry
 
     def remove(self, subscription_id: int) -> None:
@@ -328,30 +413,39 @@ class SubscriptionIndex:
         entry = self._by_subscription.pop(subscription_id, None)
         if entry is None:
             return
-        entry.subscribers.discard(subscription_id)
+        entry.subscribers.remove(subscription_id)
+        if entry.direct:
+            self._direct_ids[entry.trigger[0]].remove(subscription_id)
         if not entry.subscribers:
-            del self._entries[entry.query.text]
+            del self._entries[entry.text]
             self._unregister(entry)
 
     def _register(self, entry: _Entry) -> None:
-        for atom in entry.trigger:
-            self._triggers.setdefault(atom, set()).add(entry)
-        for key in entry.text_keys:
+        if entry.direct:
+            atom = entry.trigger[0]
+            self._direct.setdefault(atom, []).append(entry)
+            self._direct_ids.setdefault(atom, [])
+        else:
+            for atom in entry.trigger:
+                self._triggers.setdefault(atom, []).append(entry)
+        for key in entry.keys:
             refs = self._word_refs if _is_single_word(key) else self._pattern_refs
             count = refs.get(key, 0)
             refs[key] = count + 1
             if count == 0 and refs is self._pattern_refs:
                 self._automaton_stale = True
-        if any(not isinstance(a, TextTerm) for a, _ in entry.query.atoms()):
-            self._field_atoms += 1
+        self._field_entries += entry.uses_fields
 
     def _unregister(self, entry: _Entry) -> None:
-        for atom in entry.trigger:
-            entries = self._triggers[atom]
-            entries.discard(entry)
-            if not entries:
-                del self._triggers[atom]
-        for key in entry.text_keys:
+        if entry.direct:
+            atom = entry.trigger[0]
+            _discard(self._direct, atom, entry)
+            if not self._direct_ids[atom]:
+                del self._direct_ids[atom]
+        else:
+            for atom in entry.trigger:
+                _discard(self._triggers, atom, entry)
+        for key in entry.keys:
             refs = self._word_refs if _is_single_word(key) else self._pattern_refs
             refs[key] -= 1
             if refs[key] == 0:
@@ -359,8 +453,7 @@ class SubscriptionIndex:
                 self._span_patterns.pop(key, None)
                 if refs is self._pattern_refs:
                     self._automaton_stale = True
-        if any(not isinstance(a, TextTerm) for a, _ in entry.query.atoms()):
-            self._field_atoms -= 1
+        self._field_entries -= entry.uses_fields
 
     def _current_automaton(self) -> ahocorasick.Automaton | None:
         if self._automaton_stale:
@@ -376,63 +469,71 @@ class SubscriptionIndex:
 
     def _keys_in(self, normalized: NormalizedText, automaton: ahocorasick.Automaton | None) -> set[str]:
         words = normalized.words
-        keys = self._word_refs.keys() & set(words)
+        keys = self._word_refs.keys() & words  # looks each word up in the dict, in C
         if automaton is not None and words:
-            keys.update(key for _, key in automaton.iter(" " + " ".join(words) + " "))
+            keys.update([key for _, key in automaton.iter(" " + " ".join(words) + " ")])
         return keys
 
     def _view(self, doc: Document) -> _ArticleView:
         automaton = self._current_automaton()
-        view = _ArticleView(normalize_text(doc.title), normalize_text(doc.text))
-        view.title_keys = self._keys_in(view.title, automaton)
-        view.text_keys = self._keys_in(view.text, automaton)
-        present = view.title_keys | view.text_keys
-        present.update(["title:" + key for key in view.title_keys])
-        if self._field_atoms:
+        title, text = normalize_text(doc.title), normalize_text(doc.text)
+        title_keys = self._keys_in(title, automaton)
+        text_keys = self._keys_in(text, automaton)
+        present = title_keys | text_keys
+        if title_keys:
+            present.update(["title:" + key for key in title_keys])
+        if self._field_entries:
             present |= _document_field_atoms(doc)
-        view.present = present
-        return view
+        return _ArticleView(title, text, title_keys, text_keys, present)
 
-    def _matching_entries(self, view: _ArticleView) -> list[_Entry]:
-        candidates: set[_Entry] = set()
+    def _evaluated_entries(self, present: set[str]) -> list[_Entry]:
+        """The entries that are not direct, whose trigger fired and whose test passes."""
         triggers = self._triggers
-        for atom in triggers.keys() & view.present:
-            candidates |= triggers[atom]
-        present = view.present
-        return [entry for entry in candidates if entry.accepts(present)]
+        fired = triggers.keys() & present
+        if not fired:
+            return []
+        if len(fired) == 1:
+            candidates: Iterable[_Entry] = triggers[fired.pop()]
+        else:
+            candidates = set()
+            for atom in fired:
+                candidates.update(triggers[atom])
+        return [entry for entry in candidates if _passes(entry.test, present)]
 
-    def _hits(self, entry: _Entry, view: _ArticleView) -> tuple[TermHit, ...]:
-        hits: list[TermHit] = []
+    def _entry_hits(self, entry: _Entry, view: _ArticleView) -> tuple[TermHit, ...]:
         present = view.present
-        for atom, key, in_title, display in entry.hit_terms:
-            if atom not in present:
-                continue
-            pattern = None
-            if " " in key:  # phrases need a pattern: any run of spaces may separate their words
-                pattern = self._span_patterns.get(key)
-                if pattern is None:
-                    pattern = self._span_patterns[key] = _span_pattern(key)
-            if key in view.title_keys:
-                hits.extend(TermHit(display, "title", s, e) for s, e in view.spans("title", key, pattern))
-            if not in_title and key in view.text_keys:
-                hits.extend(TermHit(display, "text", s, e) for s, e in view.spans("text", key, pattern))
+        patterns = self._span_patterns
+        found = [view.hits(term, patterns) for term in entry.hit_terms
+                 if (term[0] if not term[1] else "title:" + term[0]) in present]
+        if len(found) == 1:
+            return found[0]  # one term's hits are already in order
         # The same occurrence can come from two terms (OTAN and intitle:OTAN): list it once.
-        return tuple(sorted(dict.fromkeys(hits), key=_hit_order))
+        return tuple(sorted(dict.fromkeys(hit for hits in found for hit in hits), key=_hit_order))
 
     def match(self, doc: Document) -> list[Match]:
         """Every subscription whose query matches `doc`, sorted by subscription id, with its hits."""
         view = self._view(doc)
-        matches = []
-        for entry in self._matching_entries(view):
-            hits = self._hits(entry, view)
-            matches.extend(Match(sid, hits) for sid in entry.subscribers)
-        matches.sort(key=_subscription_id)
-        return matches
+        present = view.present
+        pairs: list[tuple[int, tuple[TermHit, ...]]] = []
+        direct = self._direct
+        for atom in direct.keys() & present:
+            for entry in direct[atom]:
+                hits = self._entry_hits(entry, view)
+                pairs.extend([(sid, hits) for sid in entry.subscribers])
+        for entry in self._evaluated_entries(present):
+            hits = self._entry_hits(entry, view)
+            pairs.extend([(sid, hits) for sid in entry.subscribers])
+        pairs.sort(key=_first)
+        return [Match(sid, hits) for sid, hits in pairs]
 
     def match_ids(self, doc: Document) -> list[int]:
         """The ids of `match(doc)`, sorted, without computing hits (for fan-out only)."""
+        present = self._view(doc).present
         ids: list[int] = []
-        for entry in self._matching_entries(self._view(doc)):
+        direct_ids = self._direct_ids
+        for atom in direct_ids.keys() & present:
+            ids.extend(direct_ids[atom])
+        for entry in self._evaluated_entries(present):
             ids.extend(entry.subscribers)
         ids.sort()
         return ids
@@ -443,18 +544,26 @@ class SubscriptionIndex:
         return {
             "subscriptions": len(self._by_subscription),
             "distinct_queries": len(self._entries),
+            "direct_queries": sum(map(len, self._direct.values())),
             "words": len(self._word_refs),
             "patterns": len(self._pattern_refs),
             "automaton_bytes": automaton.get_stats()["total_size"] if automaton is not None else 0,
         }
 
 
+def _discard(lists: dict[str, list[_Entry]], atom: str, entry: _Entry) -> None:
+    entries = lists[atom]
+    entries.remove(entry)
+    if not entries:
+        del lists[atom]
+
+
+def _first(pair: tuple[int, tuple[TermHit, ...]]) -> int:
+    return pair[0]
+
+
 def _hit_order(hit: TermHit) -> tuple[bool, int, int, str]:
     return hit.field != "title", hit.start, hit.end, hit.term
-
-
-def _subscription_id(match: Match) -> int:
-    return match.subscription_id
 
 
 def _is_single_word(key: str) -> bool:
