@@ -81,6 +81,15 @@ async def unfinished_deliveries(session_factory) -> int:  # noqa: ANN001
             select(func.count()).select_from(Delivery).where(Delivery.status.in_(("pending", "sending"))))
 
 
+async def phase_at_kill(session_factory, fake: FakeTelegram) -> dict[str, int]:  # noqa: ANN001
+    """Where the kill landed: articles stored so far, outbox rows waiting / leased, messages sent."""
+    async with session_factory() as session:
+        articles = await session.scalar(select(func.count()).select_from(Article))
+        rows = Counter((await session.scalars(select(Delivery.status))).all())
+    return {"articles": articles or 0, "pending": rows["pending"], "sending": rows["sending"],
+            "sent_messages": len(fake.sent())}
+
+
 async def test_sigkill_at_random_points_loses_no_article_and_no_alert(
     tmp_path: Path, database_url: str
 ) -> None:
@@ -121,6 +130,7 @@ async def test_sigkill_at_random_points_loses_no_article_and_no_alert(
             await warm.kill()
 
             delays: list[float] = []
+            phases: list[dict[str, int]] = []
             for _ in range(kills):
                 for path in FEEDS:
                     for _ in range(ITEMS_PER_FEED_PER_ROUND):
@@ -133,6 +143,7 @@ async def test_sigkill_at_random_points_loses_no_article_and_no_alert(
                 delays.append(delay)
                 await asyncio.sleep(delay)
                 await process.kill()
+                phases.append(await phase_at_kill(session_factory, fake))
 
             final = await ForkedVeille(zygote, tmp_path, env, log).start()
             tokens = {TOKEN.search(item["title"]).group() for items in published.values() for item in items}
@@ -167,7 +178,9 @@ async def test_sigkill_at_random_points_loses_no_article_and_no_alert(
             "sigkill", kills=kills, items=len(tokens), alerts_expected=len(expected),
             alerts_delivered=len(set(counts) & expected), duplicates=duplicates,
             kills_per_duplicate_bound=Deliverer.max_in_flight, delays_s=[round(d, 2) for d in delays],
-            seconds=round(time.monotonic() - started, 1),
+            kills_with_sends_in_flight=sum(1 for p in phases if p["sending"]),
+            kills_mid_fanout=sum(1 for p in phases if p["pending"] and p["sent_messages"]),
+            seconds=round(time.monotonic() - started, 1), phases=phases,
         )
     finally:
         await zygote.close()
