@@ -154,6 +154,8 @@ class Deliverer:
     # committing at once would only queue in its busy handler (which sleeps up to 100 ms per retry).
     _writes: asyncio.Lock = field(default_factory=asyncio.Lock)
     _in_flight: asyncio.Semaphore | None = None
+    _chat_slots: asyncio.Semaphore | None = None
+    _chat_tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _marks: list[tuple[list[int], int, asyncio.Future[None]]] = field(default_factory=list)
     _committer: asyncio.Task[None] | None = None
     _last_flood: tuple[int, float] | None = None
@@ -164,9 +166,9 @@ class Deliverer:
         self._stopping = True
 
     async def drain_lock_released(self) -> None:
-        """Returns once no drain is in progress (used at shutdown)."""
+        """Returns once no drain and no chat's sending is in progress (used at shutdown)."""
         async with self._lock:
-            return
+            await self.wait_idle()
 
     async def drain_once(self) -> int:
         """Claims one batch and sends it; returns how many rows it handled. Safe to call concurrently
@@ -185,22 +187,41 @@ class Deliverer:
                     return 0
                 to_send = await self._route(session, rows)
                 units_by_chat = await self._build_units(session, to_send)
-            semaphore = asyncio.Semaphore(self.max_concurrent_chats)
+            if self._chat_slots is None:
+                self._chat_slots = asyncio.Semaphore(self.max_concurrent_chats)
+            slots = self._chat_slots
 
             async def run_chat(chat: Chat, units: list[_Unit]) -> None:
-                async with semaphore:
+                async with slots:
                     await self._deliver_chat(chat, units, claimed_at)
 
-            await asyncio.gather(*(run_chat(chat, units) for chat, units in units_by_chat.values()))
+            pending = {asyncio.create_task(run_chat(chat, units)) for chat, units in units_by_chat.values()}
+            self._chat_tasks |= pending
+            for task in pending:
+                task.add_done_callback(self._chat_tasks.discard)
+            # Return when about a second of work is left, so the next claim overlaps this one's tail
+            # and the global rate never idles between batches (the claim skips chats in flight).
+            tail = max(1, int(self.limiter.global_per_second))
+            while len(pending) > tail:
+                _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             return len(rows)
+
+    async def wait_idle(self) -> None:
+        """Returns once every chat task of earlier drains has finished."""
+        while self._chat_tasks:
+            await asyncio.gather(*list(self._chat_tasks), return_exceptions=True)
 
     async def drain_all(self, max_rounds: int = 1000) -> int:
         handled = 0
         for _ in range(max_rounds):
             count = await self.drain_once()
             if count == 0:
-                break
+                await self.wait_idle()
+                count = await self.drain_once()  # rows released by the tail just awaited
+                if count == 0:
+                    break
             handled += count
+        await self.wait_idle()
         return handled
 
     # --- routing: now, or held for a digest ----------------------------------------------------
