@@ -2,7 +2,17 @@
 
 from aiogram import Router
 
-from bot.telegram.routers import admin, alert_buttons, alerts, channels, chat_settings, common, io, sources
+from bot.telegram.routers import (
+    admin,
+    alert_buttons,
+    alerts,
+    channels,
+    chat_settings,
+    common,
+    delivery_buttons,
+    io,
+    sources,
+)
 
 
 def get_routers() -> list[Router]:
@@ -15,4 +25,5 @@ def get_routers() -> list[Router]:
         sources.make_router(),
         io.make_router(),
         alert_buttons.make_router(),
+        delivery_buttons.make_router(),  # noise-guard undo, digest "more" (issue #7)
     ]
