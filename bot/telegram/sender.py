@@ -61,6 +61,8 @@ class TelegramSender:
         self.keyboards = keyboards
 
     async def send(self, message: OutgoingMessage) -> int:
+        if message.photo or message.document or message.reply_markup is not None:
+            return await self.send_prepared(message)  # notices, digests, broadcasts (issue #7)
         markup = await self._alert_markup(message.chat_id, message.subscription_ids, None)
         try:
             sent = await self.bot.send_message(
@@ -110,3 +112,22 @@ class TelegramSender:
             # Buttons are a convenience: a failure to build them must not hold the alert back.
             log.exception("alert keyboard failed", extra={"chat": chat_id})
             return None
+
+    async def send_prepared(self, message: OutgoingMessage) -> int:
+        """A message whose keyboard is given (JSON), sent as text, or as a photo/document with a caption."""
+        markup = InlineKeyboardMarkup.model_validate(message.reply_markup) if message.reply_markup else None
+        try:
+            if message.photo or message.document:
+                method = self.bot.send_photo if message.photo else self.bot.send_document
+                media = {"photo": message.photo} if message.photo else {"document": message.document}
+                sent = await method(chat_id=message.chat_id, caption=message.text or None,
+                                    message_thread_id=message.message_thread_id, reply_markup=markup, **media)
+            else:
+                sent = await self.bot.send_message(
+                    chat_id=message.chat_id, text=message.text, message_thread_id=message.message_thread_id,
+                    link_preview_options=LinkPreviewOptions(is_disabled=message.disable_link_preview),
+                    reply_markup=markup,
+                )
+        except (TimeoutError, TelegramAPIError, TelegramNetworkError, OSError) as exc:
+            raise SendFailed(decision_for(exc)) from exc
+        return sent.message_id
