@@ -227,6 +227,10 @@ class SharedRateLimiter:
     def pacer(self) -> ChatPacer:
         return self.fallback.pacer
 
+    @property
+    def global_per_second(self) -> float:
+        return self.remote.global_per_second
+
     def hold_chat(self, chat_id: int | str, until: float, chat_kind: str = PRIVATE) -> None:
         """A 429 for one chat, `until` on this process's monotonic clock; every process will wait."""
         self.fallback.hold_chat(chat_id, until)
@@ -266,6 +270,10 @@ class MeteredLimiter:
     @property
     def pacer(self) -> ChatPacer:
         return self.inner.pacer
+
+    @property
+    def global_per_second(self) -> float:
+        return self.inner.global_per_second
 
     def hold_chat(self, chat_id: int | str, until: float) -> None:
         self.inner.hold_chat(chat_id, until)
