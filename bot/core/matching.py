@@ -222,17 +222,27 @@ def _compile(query: Query) -> _Entry:
     hit_terms = tuple(dict.fromkeys((_intern(a.key), a.in_title, a.display) for a, positive in atoms
                                     if positive and isinstance(a, TextTerm)))
     uses_fields = len(texts) != len(atoms)
-    if isinstance(root, And) and all(_is_literal(c) for c in root.children):
-        # A conjunction of terms and excluded terms ("A B", "A -B", "A source:x"): no CNF needed.
-        positive = [_intern(c.atom) for c in root.children if not isinstance(c, Not)]
-        forbidden = tuple(dict.fromkeys(_intern(c.child.atom) for c in root.children if isinstance(c, Not)))
-        candidates = [c for c in root.children if isinstance(c, TextTerm)]
-        if not candidates:  # parse_query refuses these; a hand-built Query could still get here
+    if isinstance(root, Or) and all(isinstance(c, TextTerm) for c in root.children):
+        # Alternatives only ("Kaboul OR Kabul"): any of them present is the whole query.
+        trigger = tuple(sorted({_intern(c.atom) for c in root.children}))
+        return _Entry(query.text, trigger, None, hit_terms, keys, uses_fields)
+    if isinstance(root, And) and all(_is_literal(c) or _is_alternatives(c) for c in root.children):
+        # Terms, excluded terms and groups of alternatives ("A B", "A -B", "(A OR B) C", "A source:x"):
+        # the CNF is the query itself.
+        children = root.children
+        positive = [_intern(c.atom) for c in children if not isinstance(c, Not | Or)]
+        forbidden = tuple(dict.fromkeys(_intern(c.child.atom) for c in children if isinstance(c, Not)))
+        groups = [tuple(sorted({_intern(a.atom) for a in c.children})) for c in children if isinstance(c, Or)]
+        options = [(_term_cost(c), (_intern(c.atom),)) for c in children if isinstance(c, TextTerm)]
+        options += [(sum(map(_term_cost, c.children)), group)
+                    for c, group in zip((c for c in children if isinstance(c, Or)), groups, strict=True)]
+        if not options:  # parse_query refuses these; a hand-built Query could still get here
             raise ValueError(f"query has nothing to trigger on: {query.text}")
-        trigger = _intern(min(candidates, key=_term_cost).atom)
-        required = tuple(a for a in dict.fromkeys(positive) if a != trigger)
-        test = (required, forbidden, (), ()) if required or forbidden else None
-        return _Entry(query.text, (trigger,), test, hit_terms, keys, uses_fields)
+        trigger = min(options, key=_first)[1]
+        required = tuple(a for a in dict.fromkeys(positive) if (a,) != trigger)
+        any_of = tuple(group for group in dict.fromkeys(groups) if group != trigger)
+        test = (required, forbidden, any_of, ()) if required or forbidden or any_of else None
+        return _Entry(query.text, trigger, test, hit_terms, keys, uses_fields)
     found = _trigger(root)
     if found is None:  # parse_query refuses these; a hand-built Query could still get here
         raise ValueError(f"query has nothing to trigger on: {query.text}")
@@ -262,6 +272,10 @@ def _compile(query: Query) -> _Entry:
 
 def _atoms_tuple(atoms: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted(map(_intern, atoms)))
+
+
+def _is_alternatives(node: Node) -> bool:
+    return isinstance(node, Or) and all(isinstance(c, TextTerm) for c in node.children)
 
 
 def _is_literal(node: Node) -> bool:
@@ -306,7 +320,7 @@ def _document_field_atoms(doc: Document) -> set[str]:
 class _ArticleView:
     """One article, normalised once, with the terms of the index it contains and its hits so far."""
 
-    __slots__ = ("title", "text", "title_keys", "text_keys", "present", "_hits")
+    __slots__ = ("title", "text", "title_keys", "text_keys", "present", "_hits", "_words")
 
     def __init__(self, title: NormalizedText, text: NormalizedText, title_keys: set[str], text_keys: set[str],
                  present: set[str]) -> None:
@@ -316,6 +330,13 @@ class _ArticleView:
         self.text_keys = text_keys
         self.present = present
         self._hits: dict[_HitTerm, tuple[TermHit, ...]] = {}
+        self._words: dict[str, _FieldWords] = {}
+
+    def _field(self, field: str) -> _FieldWords:
+        words = self._words.get(field)
+        if words is None:
+            words = self._words[field] = _FieldWords(self.title if field == "title" else self.text)
+        return words
 
     def hits(self, hit_term: _HitTerm, patterns: dict[str, re.Pattern[str]]) -> tuple[TermHit, ...]:
         """Every occurrence of one word or phrase, in the title then the text; computed once per article."""
@@ -329,39 +350,55 @@ class _ArticleView:
                     pattern = patterns[key] = _span_pattern(key)
             found: list[TermHit] = []
             if key in self.title_keys:
-                found.extend(TermHit(display, "title", s, e) for s, e in _spans(self.title, key, pattern))
+                found.extend(TermHit(display, "title", s, e) for s, e in self._field("title").spans(key, pattern))
             if not in_title and key in self.text_keys:
-                found.extend(TermHit(display, "text", s, e) for s, e in _spans(self.text, key, pattern))
+                found.extend(TermHit(display, "text", s, e) for s, e in self._field("text").spans(key, pattern))
             cached = self._hits[hit_term] = tuple(found)
         return cached
 
 
-def _spans(normalized: NormalizedText, key: str, pattern: re.Pattern[str] | None) -> list[tuple[int, int]]:
-    flat = normalized.flat
-    if pattern is None:
-        found = _word_spans(flat, key)
-    else:
-        # Anchored tries at each occurrence of the first word: a pattern starting with a
-        # look-behind would defeat the regex engine's literal search.
-        first_word = key.split(" ", 1)[0]
-        found = [m.span() for start, _ in _word_spans(flat, first_word)
-                 if (m := pattern.match(flat, start)) is not None]
-    return [normalized.original_span(start, end) for start, end in found]
+class _FieldWords:
+    """Where each word of a field starts in its `flat` text, built at the first hit asked for."""
+
+    __slots__ = ("normalized", "starts", "padded")
+
+    def __init__(self, normalized: NormalizedText) -> None:
+        self.normalized = normalized
+        self.padded = " " + normalized.flat + " "
+        starts: dict[str, list[int]] = {}
+        for m in _WORD.finditer(normalized.flat):
+            found = starts.get(m.group())
+            if found is None:
+                starts[m.group()] = [m.start()]
+            else:
+                found.append(m.start())
+        self.starts = starts
+
+    def spans(self, key: str, pattern: re.Pattern[str] | None) -> list[tuple[int, int]]:
+        """Spans in the original text of a word, prefix or phrase key present in this field."""
+        starts = self.starts
+        if pattern is None and not key.endswith("*"):
+            found = [(start, start + len(key)) for start in starts.get(key, ())]
+        elif pattern is None:  # a prefix: found with `str.find`, much faster than re
+            padded = self.padded
+            needle = " " + key[:-1]
+            found = []
+            i = padded.find(needle)
+            while i >= 0:
+                end = padded.find(" ", i + 1) - 1  # in `flat` coordinates
+                found.append((i, end))
+                i = padded.find(needle, end + 1)
+        else:
+            # Anchored tries at each occurrence of the first word: a pattern starting with a
+            # look-behind would defeat the regex engine's literal search.
+            flat = self.normalized.flat
+            found = [m.span() for start in starts.get(key.split(" ", 1)[0], ())
+                     if (m := pattern.match(flat, start)) is not None]
+        original_span = self.normalized.original_span
+        return [original_span(start, end) for start, end in found]
 
 
-def _word_spans(flat: str, key: str) -> list[tuple[int, int]]:
-    """Spans of a one-word key (exact or prefix) in `flat`, with `str.find` (much faster than re)."""
-    padded = " " + flat + " "
-    prefix = key.endswith("*")
-    word = key[:-1] if prefix else key
-    needle = " " + word if prefix else " " + word + " "
-    spans = []
-    i = padded.find(needle)
-    while i >= 0:
-        end = padded.find(" ", i + 1) - 1 if prefix else i + len(word)  # in `flat` coordinates
-        spans.append((i, end))
-        i = padded.find(needle, end + 1)
-    return spans
+_WORD = re.compile(r"[^ ]+")
 
 
 class SubscriptionIndex:
@@ -558,7 +595,7 @@ def _discard(lists: dict[str, list[_Entry]], atom: str, entry: _Entry) -> None:
         del lists[atom]
 
 
-def _first(pair: tuple[int, tuple[TermHit, ...]]) -> int:
+def _first(pair: tuple) -> object:
     return pair[0]
 
 
