@@ -252,3 +252,43 @@ def test_a_query_too_big_for_cnf_is_evaluated_on_its_tree():
     query = parse_query(typed)
     assert match_query(query, SAMPLE) is not None
     assert match_query(query, Document("", "a1 b2 a3")) is None
+
+
+def test_shared_one_word_queries_fan_out_and_shrink_as_subscriptions_leave():
+    index = SubscriptionIndex.build([(sid, parse_query("OTAN")) for sid in (7, 3, 5)])
+    index.add(4, parse_query("otan"))  # another spelling, another entry, same word
+    index.add(6, parse_query("Kaboul OR OTAN"))
+    assert index.match_ids(SAMPLE) == [3, 4, 5, 6, 7]
+    index.remove(5)
+    index.add(3, parse_query("Géorgie"))  # edited away from OTAN
+    assert index.match_ids(SAMPLE) == [4, 6, 7]
+    assert [m.hits[0].term for m in index.match(SAMPLE)] == ["otan", "OTAN", "OTAN"]
+    for sid in (4, 6, 7):
+        index.remove(sid)
+    assert index.match_ids(SAMPLE) == []
+    index.add(8, parse_query("OTAN"))
+    assert index.match_ids(SAMPLE) == [8]
+
+
+@pytest.mark.parametrize(
+    ("typed", "text", "expected"),
+    [
+        ("(OTAN OR NATO) (Arménie OR Géorgie) -Russie", "NATO en Géorgie", True),
+        ("(OTAN OR NATO) (Arménie OR Géorgie) -Russie", "NATO en Géorgie et en Russie", False),
+        ("(OTAN OR NATO) (Arménie OR Géorgie) -Russie", "NATO seule", False),
+        ("(OTAN OR NATO) Bakou", "l'OTAN à Bakou", True),
+        ("(OTAN OR NATO) Bakou", "Bakou", False),
+        ("intitle:OTAN OR Kaboul", "Kaboul", True),
+        ("intitle:OTAN OR Kaboul", "OTAN", False),
+        ("Bakou (OTAN OR intitle:Kaboul) -source:lemonde.fr", "Bakou et l'OTAN", True),
+    ],
+)
+def test_groups_of_alternatives_are_evaluated_like_the_reference(typed, text, expected):
+    query = parse_query(typed)
+    doc = Document(title="", text=text, source_url="https://www.france24.com/x")
+    index = SubscriptionIndex.build([(1, query), (2, parse_query("Bakou"))])
+    assert (1 in index.match_ids(doc)) == expected
+    reference = reference_match(query, doc)
+    assert (reference is not None) == expected
+    found = [m for m in index.match(doc) if m.subscription_id == 1]
+    assert (found[0].hits if found else None) == reference
