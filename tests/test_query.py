@@ -126,3 +126,13 @@ def test_limits_come_from_settings():
 def test_default_limits_accept_a_long_realistic_query():
     typed = '(OTAN OR NATO OR "Alliance atlantique") (Arménie OR Azerbaïdjan OR Géorgie) -football -sport*'
     assert parse_query(typed).text == typed
+
+
+@pytest.mark.parametrize("text", ["»", "a » b", "OTAN »»", "intitle:»", "«»»", "» -"])
+def test_stray_closing_guillemets_never_hang_the_parser(text: str) -> None:
+    # Found by tests/test_fuzz.py: "»" is a stop character no lexer branch consumed, so the lexer
+    # spun forever — a single chat message could freeze the bot's event loop.
+    try:
+        parse_query(text)
+    except QueryError as exc:
+        assert str(exc)

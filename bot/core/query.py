@@ -232,7 +232,7 @@ def _lex(text: str) -> list[_Lexeme]:
     i, n = 0, len(text)
     while i < n:
         c = text[i]
-        if c.isspace():
+        if c.isspace() or c == "»":  # a stray closing guillemet is punctuation, not a term
             i += 1
         elif c in "()":
             out.append(_Lexeme(c, i))
@@ -247,7 +247,7 @@ def _lex(text: str) -> list[_Lexeme]:
             if m:
                 field_name = _FIELD_NAMES[m.group(1).lower()]
                 i = m.end()
-                if i >= n or text[i].isspace() or text[i] in "()":
+                if i >= n or text[i].isspace() or text[i] in "()»":
                     raise QueryError("empty_field", start + 1, field=field_name)
             if text[i] in _QUOTES:
                 close = _QUOTES[text[i]]
@@ -267,6 +267,11 @@ def _lex(text: str) -> list[_Lexeme]:
             else:
                 while i < n and text[i] not in _STOP:
                     i += 1
+                if i == start:
+                    # Every branch must consume input: a stop character no branch above handles would
+                    # otherwise spin forever on a user's query (found by tests/test_fuzz.py).
+                    i += 1
+                    continue
                 word = text[start:i] if not field_name else text[m.end() : i]
                 if not field_name and word in _OR_WORDS:
                     out.append(_Lexeme("or", start))
