@@ -54,6 +54,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "event": record.getMessage(),
+            "pid": record.process,  # several Veille processes may share one log stream
         }
         for key, value in _extras(record).items():
             event[key] = value if isinstance(value, int | float | bool | type(None)) else str(value)

@@ -159,6 +159,21 @@ async def list_subscriptions(session: AsyncSession, chat_id: int) -> Sequence[Su
     return result.scalars().all()
 
 
+async def subscriptions_by_chat(session: AsyncSession, chat_ids: Iterable[int]) -> dict[int, list[Subscription]]:
+    """The subscriptions of several chats at once, grouped by chat, in id order."""
+    ids = sorted(set(chat_ids))
+    grouped: dict[int, list[Subscription]] = {chat_id: [] for chat_id in ids}
+    for start in range(0, len(ids), 500):
+        result = await session.execute(
+            select(Subscription)
+            .where(Subscription.chat_id.in_(ids[start : start + 500]))
+            .order_by(Subscription.id)
+        )
+        for subscription in result.scalars():
+            grouped[subscription.chat_id].append(subscription)
+    return grouped
+
+
 async def get_subscription(session: AsyncSession, subscription_id: int) -> Subscription | None:
     return await session.get(Subscription, subscription_id)
 

@@ -41,8 +41,9 @@ async def load_alert_views(
     story_sources = await db.story_sources(session, story_ids)
     names: dict[int, str] = {}
     several: set[int] = set()
-    for chat_id in {r.chat_id for r in alert_rows}:
-        subscriptions = await repo.list_subscriptions(session, chat_id)
+    # One query for every chat of the batch (a fan-out batch holds hundreds of chats).
+    by_chat = await repo.subscriptions_by_chat(session, {r.chat_id for r in alert_rows})
+    for chat_id, subscriptions in by_chat.items():
         if len(subscriptions) > 1:
             several.add(chat_id)
         names.update({s.id: s.name or s.query for s in subscriptions})
