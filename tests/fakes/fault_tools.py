@@ -183,18 +183,16 @@ def remount(where: Path, *options: str) -> None:
 def fill_disk(where: Path) -> Path:
     """Writes a file until the filesystem is full; returns it (delete it to free the space)."""
     ballast = where / "ballast.bin"
-    with open(ballast, "wb") as out:
-        chunk = b"\0" * 65536
-        for _ in range(1_000_000):  # bounded: 64 GB, far beyond any test tmpfs
-            try:
-                out.write(chunk)
-                out.flush()
-            except OSError:
-                break
-        with contextlib.suppress(OSError):
-            for _ in range(64):
-                out.write(b"\0" * 512)
-                out.flush()
+    descriptor = os.open(ballast, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        for size in (1 << 20, 65536, 4096, 512, 1):  # big writes first, then fill the last corner
+            for _ in range(1_000_000):  # bounded: far beyond any test tmpfs
+                try:
+                    os.write(descriptor, b"\0" * size)
+                except OSError:
+                    break
+    finally:
+        os.close(descriptor)
     return ballast
 
 
@@ -411,3 +409,17 @@ class ForkedVeille:
             return True
         await self.kill()
         return False
+
+
+@contextlib.contextmanager
+def read_only_view(source: Path, where: Path) -> Iterator[Path]:
+    """`source` bind-mounted read-only at `where` (root only): the same files, every write refused (EROFS)."""
+    where.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "--bind", str(source), str(where)], check=True, capture_output=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(where)], check=True, capture_output=True)
+        yield where
+    finally:
+        result = subprocess.run(["umount", str(where)], capture_output=True)
+        if result.returncode != 0:
+            subprocess.run(["umount", "-l", str(where)], capture_output=True)
