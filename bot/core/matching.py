@@ -160,13 +160,17 @@ def _evaluate(node: Node, present: set[str]) -> bool:
 
 # A compiled test, true when the query holds given the atoms present in an article (the trigger
 # having fired): None (nothing more to check), a Node (evaluated on the tree), or the CNF as
-# (required atoms, forbidden atoms, clauses "one of these", clauses "one of these or not all of those").
+# (required atoms, forbidden atoms, clauses "one of these", clauses "one of these or not all of those"),
+# shortened to (required atoms, forbidden atoms) when there are no such clauses (most queries).
 _Test = (
     tuple[tuple[str, ...], tuple[str, ...], tuple[tuple[str, ...], ...], tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]]
+    | tuple[tuple[str, ...], tuple[str, ...]]
     | Node
     | None
 )
 _HitTerm = tuple[str, bool, str]  # (key, title only, display): one word or phrase to report
+# Hit terms of an entry, flattened to save memory: key, title only, display, key, title only, ...
+_HitTerms = tuple[str | bool, ...]
 
 
 def _passes(test: _Test, present: set[str]) -> bool:
@@ -174,6 +178,8 @@ def _passes(test: _Test, present: set[str]) -> bool:
         return True
     if not isinstance(test, tuple):
         return _evaluate(test, present)
+    if len(test) == 2:
+        return present.issuperset(test[0]) and present.isdisjoint(test[1])
     required, forbidden, any_of, mixed = test
     if not present.issuperset(required) or not present.isdisjoint(forbidden):
         return False
@@ -192,40 +198,99 @@ _intern = sys.intern
 class _Entry:
     """One distinct query, compiled, shared by every subscription that typed it."""
 
-    __slots__ = ("text", "subscribers", "trigger", "test", "hit_terms", "keys", "uses_fields")
+    __slots__ = ("text", "subscribers", "trigger", "test", "hit_terms")
 
-    def __init__(self, text: str, trigger: tuple[str, ...], test: _Test, hit_terms: tuple[_HitTerm, ...],
-                 keys: tuple[str, ...], uses_fields: bool) -> None:
+    def __init__(self, text: str, trigger: tuple[str, ...], test: _Test, hit_terms: _HitTerms | None) -> None:
         self.text = text
-        self.subscribers: list[int] = []
+        # Most queries have one subscriber: an int until a second one comes (a list costs 90 bytes).
+        self.subscribers: int | list[int] = []
         self.trigger = trigger
         self.test = test
+        # None for a query that is one plain word or phrase as typed: (key, False, text).
         self.hit_terms = hit_terms
-        self.keys = keys  # every word and phrase key, excluded ones too: the vocabulary it needs
-        self.uses_fields = uses_fields
+
+    def add_subscriber(self, subscription_id: int) -> None:
+        subscribers = self.subscribers
+        if isinstance(subscribers, int):
+            self.subscribers = [subscribers, subscription_id]
+        elif subscribers:
+            subscribers.append(subscription_id)
+        else:
+            self.subscribers = subscription_id
+
+    def remove_subscriber(self, subscription_id: int) -> bool:
+        """Forget one subscriber; true if none is left."""
+        subscribers = self.subscribers
+        if isinstance(subscribers, int):
+            self.subscribers = []
+            return True
+        subscribers.remove(subscription_id)
+        if len(subscribers) == 1:
+            self.subscribers = subscribers[0]
+        return False
+
+    def subscriber_ids(self) -> list[int]:
+        subscribers = self.subscribers
+        return [subscribers] if isinstance(subscribers, int) else subscribers
 
     @property
     def direct(self) -> bool:
         """Its one trigger atom being present is the whole query."""
         return self.test is None and len(self.trigger) == 1
 
+    def terms(self) -> _HitTerms:
+        return self.hit_terms or (self.trigger[0], False, self.text)
+
+    def atoms(self) -> set[str]:
+        """Every atom its matching looks at (recomputed when needed rather than kept: memory)."""
+        atoms = set(self.trigger)
+        atoms.update(self.terms()[::3])
+        test = self.test
+        if isinstance(test, tuple):
+            required, forbidden, any_of, mixed = test if len(test) == 4 else (*test, (), ())
+            atoms.update(required, forbidden, *any_of)
+            for positive, negative in mixed:
+                atoms.update(positive, negative)
+        elif test is not None:
+            atoms.update(_tree_atoms(test))
+        return atoms
+
+
+def _tree_atoms(node: Node) -> Iterable[str]:
+    if isinstance(node, Not):
+        yield from _tree_atoms(node.child)
+    elif isinstance(node, And | Or):
+        for child in node.children:
+            yield from _tree_atoms(child)
+    else:
+        yield node.atom
+
+
+_FIELD_PREFIXES = ("source:", "lang:")
+
+
+def _vocabulary(atoms: set[str]) -> tuple[set[str], bool]:
+    """The word and phrase keys of some atoms, and whether any is a source: or lang: atom."""
+    keys = {atom.removeprefix("title:") for atom in atoms if not atom.startswith(_FIELD_PREFIXES)}
+    return keys, len(keys) < len(atoms) and any(atom.startswith(_FIELD_PREFIXES) for atom in atoms)
+
 
 def _compile(query: Query) -> _Entry:
     root = query.root
     if isinstance(root, TextTerm):  # the most common alert by far: one word or one phrase
         key = _intern(root.key)
-        atom = _intern("title:" + key) if root.in_title else key
-        return _Entry(query.text, (atom,), None, ((key, root.in_title, root.display),), (key,), False)
+        if not root.in_title and query.text == root.display:
+            return _Entry(query.text, (key,), None, None)
+        trigger = (_intern("title:" + key),) if root.in_title else (key,)
+        return _Entry(query.text, trigger, None, (key, root.in_title, root.display))
     atoms = query.atoms()
-    texts = [a for a, _ in atoms if isinstance(a, TextTerm)]
-    keys = tuple(dict.fromkeys(_intern(a.key) for a in texts))
-    hit_terms = tuple(dict.fromkeys((_intern(a.key), a.in_title, a.display) for a, positive in atoms
-                                    if positive and isinstance(a, TextTerm)))
-    uses_fields = len(texts) != len(atoms)
+    hit_terms = tuple(field for term in dict.fromkeys((_intern(a.key), a.in_title, _intern(a.display))
+                                                      for a, positive in atoms if positive and isinstance(a, TextTerm))
+                      for field in term)
     if isinstance(root, Or) and all(isinstance(c, TextTerm) for c in root.children):
         # Alternatives only ("Kaboul OR Kabul"): any of them present is the whole query.
         trigger = tuple(sorted({_intern(c.atom) for c in root.children}))
-        return _Entry(query.text, trigger, None, hit_terms, keys, uses_fields)
+        return _Entry(query.text, trigger, None, hit_terms)
     if isinstance(root, And) and all(_is_literal(c) or _is_alternatives(c) for c in root.children):
         # Terms, excluded terms and groups of alternatives ("A B", "A -B", "(A OR B) C", "A source:x"):
         # the CNF is the query itself.
@@ -241,15 +306,15 @@ def _compile(query: Query) -> _Entry:
         trigger = min(options, key=_first)[1]
         required = tuple(a for a in dict.fromkeys(positive) if (a,) != trigger)
         any_of = tuple(group for group in dict.fromkeys(groups) if group != trigger)
-        test = (required, forbidden, any_of, ()) if required or forbidden or any_of else None
-        return _Entry(query.text, trigger, test, hit_terms, keys, uses_fields)
+        test = (required, forbidden, any_of, ()) if any_of else (required, forbidden) if required or forbidden else None
+        return _Entry(query.text, trigger, test, hit_terms)
     found = _trigger(root)
     if found is None:  # parse_query refuses these; a hand-built Query could still get here
         raise ValueError(f"query has nothing to trigger on: {query.text}")
     trigger = tuple(sorted(map(_intern, found[1])))
     clauses = _cnf(root)
     if clauses is None:
-        return _Entry(query.text, trigger, root, hit_terms, keys, uses_fields)
+        return _Entry(query.text, trigger, root, hit_terms)
     fired = frozenset(trigger)
     required, forbidden, any_of, mixed = set(), set(), [], []
     for positive, negative in clauses:
@@ -263,11 +328,13 @@ def _compile(query: Query) -> _Entry:
             any_of.append(positive)
         else:
             mixed.append((positive, negative))
-    test = None
-    if required or forbidden or any_of or mixed:
+    test: _Test = None
+    if any_of or mixed:
         test = (_atoms_tuple(required), _atoms_tuple(forbidden), tuple(map(_atoms_tuple, any_of)),
                 tuple((_atoms_tuple(p), _atoms_tuple(n)) for p, n in mixed))
-    return _Entry(query.text, trigger, test, hit_terms, keys, uses_fields)
+    elif required or forbidden:
+        test = (_atoms_tuple(required), _atoms_tuple(forbidden))
+    return _Entry(query.text, trigger, test, hit_terms)
 
 
 def _atoms_tuple(atoms: Iterable[str]) -> tuple[str, ...]:
@@ -407,10 +474,10 @@ class SubscriptionIndex:
     def __init__(self) -> None:
         self._entries: dict[str, _Entry] = {}  # canonical query text → entry
         self._by_subscription: dict[int, _Entry] = {}
-        # Entries whose one trigger atom is the whole query, and their subscription ids, per atom.
-        self._direct: dict[str, list[_Entry]] = {}
+        # Subscription ids of the entries whose one trigger atom is the whole query, per atom.
         self._direct_ids: dict[str, list[int]] = {}
-        self._triggers: dict[str, list[_Entry]] = {}  # atom → the other entries indexed under it
+        # atom → the other entries indexed under it (most atoms trigger one entry: no list then)
+        self._triggers: dict[str, _Entry | list[_Entry]] = {}
         self._word_refs: dict[str, int] = {}  # single-word keys → number of entries using them
         self._pattern_refs: dict[str, int] = {}  # phrase and prefix keys → number of entries
         self._span_patterns: dict[str, re.Pattern[str]] = {}
@@ -440,7 +507,7 @@ class SubscriptionIndex:
             entry = _compile(query)
             self._entries[entry.text] = entry
             self._register(entry)
-        entry.subscribers.append(subscription_id)
+        entry.add_subscriber(subscription_id)
         if entry.direct:
             self._direct_ids[entry.trigger[0]].append(subscription_id)
         self._by_subscription[subscription_id] = entry
@@ -450,39 +517,51 @@ class SubscriptionIndex:
         entry = self._by_subscription.pop(subscription_id, None)
         if entry is None:
             return
-        entry.subscribers.remove(subscription_id)
         if entry.direct:
             self._direct_ids[entry.trigger[0]].remove(subscription_id)
-        if not entry.subscribers:
+        if entry.remove_subscriber(subscription_id):
             del self._entries[entry.text]
             self._unregister(entry)
 
     def _register(self, entry: _Entry) -> None:
         if entry.direct:
-            atom = entry.trigger[0]
-            self._direct.setdefault(atom, []).append(entry)
-            self._direct_ids.setdefault(atom, [])
+            self._direct_ids.setdefault(entry.trigger[0], [])
         else:
+            triggers = self._triggers
             for atom in entry.trigger:
-                self._triggers.setdefault(atom, []).append(entry)
-        for key in entry.keys:
+                found = triggers.get(atom)
+                if found is None:
+                    triggers[atom] = entry
+                elif isinstance(found, list):
+                    found.append(entry)
+                else:
+                    triggers[atom] = [found, entry]
+        keys, uses_fields = _vocabulary(entry.atoms())
+        for key in keys:
             refs = self._word_refs if _is_single_word(key) else self._pattern_refs
             count = refs.get(key, 0)
             refs[key] = count + 1
             if count == 0 and refs is self._pattern_refs:
                 self._automaton_stale = True
-        self._field_entries += entry.uses_fields
+        self._field_entries += uses_fields
 
     def _unregister(self, entry: _Entry) -> None:
         if entry.direct:
             atom = entry.trigger[0]
-            _discard(self._direct, atom, entry)
             if not self._direct_ids[atom]:
                 del self._direct_ids[atom]
         else:
+            triggers = self._triggers
             for atom in entry.trigger:
-                _discard(self._triggers, atom, entry)
-        for key in entry.keys:
+                found = triggers[atom]
+                if not isinstance(found, list):
+                    del triggers[atom]
+                    continue
+                found.remove(entry)
+                if len(found) == 1:
+                    triggers[atom] = found[0]
+        keys, uses_fields = _vocabulary(entry.atoms())
+        for key in keys:
             refs = self._word_refs if _is_single_word(key) else self._pattern_refs
             refs[key] -= 1
             if refs[key] == 0:
@@ -490,7 +569,7 @@ class SubscriptionIndex:
                 self._span_patterns.pop(key, None)
                 if refs is self._pattern_refs:
                     self._automaton_stale = True
-        self._field_entries -= entry.uses_fields
+        self._field_entries -= uses_fields
 
     def _current_automaton(self) -> ahocorasick.Automaton | None:
         if self._automaton_stale:
@@ -529,18 +608,20 @@ class SubscriptionIndex:
         fired = triggers.keys() & present
         if not fired:
             return []
-        if len(fired) == 1:
-            candidates: Iterable[_Entry] = triggers[fired.pop()]
-        else:
-            candidates = set()
-            for atom in fired:
-                candidates.update(triggers[atom])
+        candidates: set[_Entry] = set()
+        for atom in fired:
+            found = triggers[atom]
+            if isinstance(found, list):
+                candidates.update(found)
+            else:
+                candidates.add(found)
         return [entry for entry in candidates if _passes(entry.test, present)]
 
     def _entry_hits(self, entry: _Entry, view: _ArticleView) -> tuple[TermHit, ...]:
         present = view.present
         patterns = self._span_patterns
-        found = [view.hits(term, patterns) for term in entry.hit_terms
+        terms = entry.terms()
+        found = [view.hits(term, patterns) for term in zip(terms[::3], terms[1::3], terms[2::3], strict=True)
                  if (term[0] if not term[1] else "title:" + term[0]) in present]
         if len(found) == 1:
             return found[0]  # one term's hits are already in order
@@ -552,14 +633,19 @@ class SubscriptionIndex:
         view = self._view(doc)
         present = view.present
         pairs: list[tuple[int, tuple[TermHit, ...]]] = []
-        direct = self._direct
-        for atom in direct.keys() & present:
-            for entry in direct[atom]:
-                hits = self._entry_hits(entry, view)
-                pairs.extend([(sid, hits) for sid in entry.subscribers])
+        by_subscription = self._by_subscription
+        entry_hits: dict[_Entry, tuple[TermHit, ...]] = {}
+        direct_ids = self._direct_ids
+        for atom in direct_ids.keys() & present:
+            for sid in direct_ids[atom]:
+                entry = by_subscription[sid]
+                hits = entry_hits.get(entry)
+                if hits is None:
+                    hits = entry_hits[entry] = self._entry_hits(entry, view)
+                pairs.append((sid, hits))
         for entry in self._evaluated_entries(present):
             hits = self._entry_hits(entry, view)
-            pairs.extend([(sid, hits) for sid in entry.subscribers])
+            pairs.extend([(sid, hits) for sid in entry.subscriber_ids()])
         pairs.sort(key=_first)
         return [Match(sid, hits) for sid, hits in pairs]
 
@@ -571,7 +657,7 @@ class SubscriptionIndex:
         for atom in direct_ids.keys() & present:
             ids.extend(direct_ids[atom])
         for entry in self._evaluated_entries(present):
-            ids.extend(entry.subscribers)
+            ids.extend(entry.subscriber_ids())
         ids.sort()
         return ids
 
@@ -581,18 +667,11 @@ class SubscriptionIndex:
         return {
             "subscriptions": len(self._by_subscription),
             "distinct_queries": len(self._entries),
-            "direct_queries": sum(map(len, self._direct.values())),
+            "direct_queries": sum(entry.direct for entry in self._entries.values()),
             "words": len(self._word_refs),
             "patterns": len(self._pattern_refs),
             "automaton_bytes": automaton.get_stats()["total_size"] if automaton is not None else 0,
         }
-
-
-def _discard(lists: dict[str, list[_Entry]], atom: str, entry: _Entry) -> None:
-    entries = lists[atom]
-    entries.remove(entry)
-    if not entries:
-        del lists[atom]
 
 
 def _first(pair: tuple) -> object:
