@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import re
 import sys
+from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import product
@@ -427,11 +428,11 @@ class _ArticleView:
 class _FieldWords:
     """Where each word of a field starts in its `flat` text, built at the first hit asked for."""
 
-    __slots__ = ("normalized", "starts", "padded")
+    __slots__ = ("normalized", "starts", "ordered")
 
     def __init__(self, normalized: NormalizedText) -> None:
         self.normalized = normalized
-        self.padded = " " + normalized.flat + " "
+        self.ordered: list[str] | None = None  # the distinct words, sorted, for prefixes
         starts: dict[str, list[int]] = {}
         for m in _WORD.finditer(normalized.flat):
             found = starts.get(m.group())
@@ -446,15 +447,18 @@ class _FieldWords:
         starts = self.starts
         if pattern is None and not key.endswith("*"):
             found = [(start, start + len(key)) for start in starts.get(key, ())]
-        elif pattern is None:  # a prefix: found with `str.find`, much faster than re
-            padded = self.padded
-            needle = " " + key[:-1]
+        elif pattern is None:  # a prefix: the words it begins are a range of the sorted words
+            ordered = self.ordered
+            if ordered is None:
+                ordered = self.ordered = sorted(starts)
+            stem = key[:-1]
             found = []
-            i = padded.find(needle)
-            while i >= 0:
-                end = padded.find(" ", i + 1) - 1  # in `flat` coordinates
-                found.append((i, end))
-                i = padded.find(needle, end + 1)
+            for i in range(bisect_left(ordered, stem), len(ordered)):
+                word = ordered[i]
+                if not word.startswith(stem):
+                    break
+                found.extend((start, start + len(word)) for start in starts[word])
+            found.sort()
         else:
             # Anchored tries at each occurrence of the first word: a pattern starting with a
             # look-behind would defeat the regex engine's literal search.
