@@ -31,6 +31,16 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class _CancelledJobFilter(logging.Filter):
+    """APScheduler logs a job cancelled at shutdown as "raised an exception" with a traceback; a
+    cancelled job is what a clean stop does, not an error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        import asyncio
+
+        return not (record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError))
+
+
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
     return {k: v for k, v in vars(record).items() if k not in _RESERVED and not k.startswith("_")}
 
@@ -78,6 +88,8 @@ def setup_logging(level: str = "INFO", fmt: str = "text", secrets: list[str] | N
     root.addHandler(handler)
     root.setLevel(level)
     # Library chatter that would drown our one-line-per-stage logs.
+    for name in ("apscheduler.executors.default", "apscheduler.executors"):
+        logging.getLogger(name).addFilter(_CancelledJobFilter())
     for noisy in ("aiogram.event", "apscheduler.executors.default", "apscheduler.scheduler",
                   "alembic.runtime.plugins", "alembic.runtime.migration"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

@@ -77,6 +77,7 @@ async def test_veille_run_logs_each_stage_answers_and_stops_within_five_seconds(
                 process.kill()
                 await process.wait()
         text = "".join(log)
+        (tmp_path / "veille.log").write_text(text, encoding="utf-8")  # kept by pytest for a failed run
         assert process.returncode == 0, text[-2000:]
         assert elapsed < 5, f"stopping took {elapsed:.1f}s; log tail:\n" + "\n".join(text.splitlines()[-8:])
         for stage in STAGES:
