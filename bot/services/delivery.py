@@ -193,7 +193,12 @@ class Deliverer:
 
             async def run_chat(chat: Chat, units: list[_Unit]) -> None:
                 async with slots:
-                    await self._deliver_chat(chat, units, claimed_at)
+                    try:
+                        await self._deliver_chat(chat, units, claimed_at)
+                    except Exception:
+                        # A bug, not a Telegram answer: say so loudly. The chat's rows stay leased and
+                        # are retried when the lease expires, so nothing is lost.
+                        log.exception("delivery to a chat crashed", extra={"chat": chat.id})
 
             pending = {asyncio.create_task(run_chat(chat, units)) for chat, units in units_by_chat.values()}
             self._chat_tasks |= pending

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from aiogram import Bot
 from aiogram.exceptions import (
+    ClientDecodeError,
     TelegramAPIError,
     TelegramBadRequest,
     TelegramForbiddenError,
@@ -32,6 +33,9 @@ from bot.telegram.keyboards import AlertKeyboards
 
 log = logging.getLogger(__name__)
 
+# Everything a Bot API call can raise that is about the call, not a bug of ours.
+SEND_ERRORS = (TimeoutError, TelegramAPIError, TelegramNetworkError, ClientDecodeError, OSError)
+
 
 def decision_for(exc: TelegramAPIError | Exception):  # -> RetryDecision
     if isinstance(exc, TelegramRetryAfter):
@@ -48,6 +52,9 @@ def decision_for(exc: TelegramAPIError | Exception):  # -> RetryDecision
         return classify_send_error(400, exc.message, None, None)
     if isinstance(exc, TelegramServerError):
         return classify_send_error(500, exc.message, None, None)
+    if isinstance(exc, ClientDecodeError):
+        # Not a Bot API answer at all (a proxy's HTML 502 page, a cut body): a server-side fault.
+        return classify_send_error(502, f"undecodable answer from the Bot API: {exc}"[:300], None, None)
     if isinstance(exc, TelegramNetworkError | asyncio.TimeoutError | OSError):
         return classify_send_error(0, str(exc) or type(exc).__name__, None, None)
     if isinstance(exc, TelegramAPIError):
@@ -72,7 +79,7 @@ class TelegramSender:
                 link_preview_options=LinkPreviewOptions(is_disabled=message.disable_link_preview),
                 reply_markup=markup,
             )
-        except (TimeoutError, TelegramAPIError, TelegramNetworkError, OSError) as exc:
+        except SEND_ERRORS as exc:
             raise SendFailed(decision_for(exc)) from exc
         return sent.message_id
 
@@ -98,7 +105,7 @@ class TelegramSender:
             if "message is not modified" in exc.message.lower():
                 return
             raise SendFailed(decision_for(exc)) from exc
-        except (TimeoutError, TelegramAPIError, TelegramNetworkError, OSError) as exc:
+        except SEND_ERRORS as exc:
             raise SendFailed(decision_for(exc)) from exc
 
     async def _alert_markup(
@@ -128,6 +135,6 @@ class TelegramSender:
                     link_preview_options=LinkPreviewOptions(is_disabled=message.disable_link_preview),
                     reply_markup=markup,
                 )
-        except (TimeoutError, TelegramAPIError, TelegramNetworkError, OSError) as exc:
+        except SEND_ERRORS as exc:
             raise SendFailed(decision_for(exc)) from exc
         return sent.message_id
