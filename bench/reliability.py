@@ -49,7 +49,7 @@ def run_part(name: str, quick: bool, figures: Path) -> dict[str, object]:
     env = {**os.environ, **(small if quick else full), "VEILLE_TEST_FIGURES": str(figures)}
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", path, "-q", "-p", "no:cacheprovider", "-o", "timeout=3600", "-rxXs"],
+        [sys.executable, "-m", "pytest", path, "-o", "timeout=3600", "-rxXs"],
         cwd=ROOT, env=env, capture_output=True, text=True,
     )
     seconds = time.monotonic() - started
@@ -86,7 +86,8 @@ def main() -> int:
     for line in figures.read_text(encoding="utf-8").splitlines():
         record = json.loads(line)
         test = record.pop("test")
-        record.pop("phases", None)  # per-kill detail: in the JSON file, too long for the summary
+        for detail in ("phases", "delays_s", "per_restart"):  # per-kill/restart detail: in the JSON file
+            record.pop(detail, None)
         print(f"- {test}: " + ", ".join(f"{k}={v}" for k, v in record.items()))
     print(f"\n(raw figures: {figures})")
     return 1 if any(r["failed"] for r in results) else 0
