@@ -49,6 +49,12 @@ def alert_counts(fake: FakeTelegram) -> Counter[tuple[int, str]]:
     return counts
 
 
+def shown(fake: FakeTelegram) -> set[tuple[int, str]]:
+    """Alerts the chats can see: sent, or added by an edit (an item joining a story already alerted)."""
+    edited = {(e.chat_id, t) for e in fake.edits() for t in TOKEN.findall(e.text or "")}
+    return set(alert_counts(fake)) | edited
+
+
 def apply_phase(fake: FakeTelegram, phase: str, retry_after: int) -> None:
     fake.random_failures(0)
     fake.delay("sendMessage", 0)
@@ -66,9 +72,8 @@ def apply_phase(fake: FakeTelegram, phase: str, retry_after: int) -> None:
             fake.flood_wait(chat, retry_after, times=2)
 
 
-@pytest.mark.xfail(reason="bug in bot/telegram/sender.py: aiogram's ClientDecodeError (an nginx 502 page) escapes "
-                   "TelegramSender.send, the chat task dies and its rows stay `sending` until the delivery lease "
-                   "(120 s) expires; see docs/reliability.md", strict=False)
+@pytest.mark.xfail(reason="open finding (docs/reliability.md, bug 4): after the storm one chat lacks one alert "
+                   "whose outbox rows are all `sent`, and no article carries its title", strict=False)
 async def test_a_telegram_storm_drops_nothing_and_the_bot_keeps_answering(
     tmp_path: Path, database_url: str
 ) -> None:
@@ -132,7 +137,7 @@ async def test_a_telegram_storm_drops_nothing_and_the_bot_keeps_answering(
 
             expected = {(chat, f"st{n:04d}x") for chat in CHATS for n in range(1, next(numbers))}
             try:
-                await fake.wait_until(lambda: expected <= set(alert_counts(fake)),
+                await fake.wait_until(lambda: expected <= shown(fake),
                                       timeout=env_float("VEILLE_TEST_STORM_RECOVERY",
                                                         60 if storm_seconds <= 60 else app.deliverer.retry_cap + 120),
                                       what="every alert after the storm")
@@ -140,7 +145,7 @@ async def test_a_telegram_storm_drops_nothing_and_the_bot_keeps_answering(
                 async with app.core.session_factory() as session:
                     rows = (await session.execute(select(Delivery.status, Delivery.attempts, Delivery.last_error,
                                                          Delivery.next_attempt_at))).all()
-                missing = sorted(expected - set(alert_counts(fake)))
+                missing = sorted(expected - shown(fake))
                 raise AssertionError(f"{len(missing)} alerts missing, e.g. {missing[:4]}; outbox: "
                                      f"{Counter(r.status for r in rows)}; not sent: "
                                      f"{[tuple(r) for r in rows if r.status != 'sent'][:6]}") from None
@@ -162,7 +167,7 @@ async def test_a_telegram_storm_drops_nothing_and_the_bot_keeps_answering(
     counts = alert_counts(fake)
     record_figure(
         "telegram_storm", storm_seconds=storm_seconds, phase_seconds=phase_seconds, retry_after=retry_after,
-        phases=dict(phases_run), alerts=len(expected), delivered=len(set(counts) & expected),
+        phases=dict(phases_run), alerts=len(expected), delivered=len(shown(fake) & expected),
         duplicates=sum(c - 1 for c in counts.values()), errors_answered=len(fake.errors),
         bystander_commands=len(latencies) + unanswered, bystander_unanswered=unanswered,
         bystander_reply_p50_s=round(statistics.median(latencies), 3) if latencies else None,
