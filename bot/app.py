@@ -320,10 +320,12 @@ class App:
         log.info("telegram ready", extra={"bot": f"@{me.username}", "api": settings.telegram_api_url,
                                           "role": self.role})
         if "bot" in self.parts:
-            from bot.telegram.dispatcher import register_commands
             from bot.telegram.routers.admin import schedule_admin_jobs
 
-            await register_commands(self.bot)
+            if not await self._register_commands():
+                # The command menu is a convenience: a Telegram hiccup at start must not stop the bot.
+                self.scheduler.add_job(self._register_commands_until_done, "interval", seconds=60,
+                                       id="register-commands", max_instances=1, coalesce=True)
             schedule_admin_jobs(self.scheduler, self.bot, self.dispatcher["admin_services"])  # issue #8
             if not settings.webhook_url:
                 await self.bot.delete_webhook(drop_pending_updates=False)
@@ -430,6 +432,21 @@ class App:
             finally:
                 await connection.execute(text("SELECT pg_advisory_unlock(726574)"))
                 await connection.commit()
+
+    async def _register_commands(self) -> bool:
+        from bot.telegram.dispatcher import register_commands
+        from bot.telegram.sender import SEND_ERRORS
+
+        try:
+            await register_commands(self.bot)
+        except SEND_ERRORS as exc:
+            log.warning("command menu not registered yet; retrying in 60 s", extra={"error": repr(exc)[:300]})
+            return False
+        return True
+
+    async def _register_commands_until_done(self) -> None:
+        if await self._register_commands():
+            self.scheduler.remove_job("register-commands")
 
     async def _poll_tick(self) -> None:
         try:

@@ -186,3 +186,19 @@ async def test_preview_prints_matches_from_a_feed_server(tmp_path: Path, feed_se
     assert "https://www.eureporter.co/fr/article/" in out
     assert "budget" not in out.lower()
     assert "0 alert(s)" in await preview("botanique")
+
+
+async def test_a_telegram_error_on_the_command_menu_does_not_stop_the_bot(
+    tmp_path: Path, database_url: str, fake_telegram: FakeTelegram, feed_server: FeedServer
+) -> None:
+    feed_server.set("/fr/feed/", EMPTY_FEED, content_type="application/rss+xml")
+    fake_telegram.fail_next("setMyCommands", status=500, count=1)
+    app = App.build(make_settings(tmp_path, database_url, fake_telegram, feed_server))
+    await app.start()
+    try:
+        fake_telegram.push_message(CHAT, "/start", language_code="fr")
+        [reply] = await fake_telegram.wait_for_messages(1, chat_id=CHAT)
+        assert "Veille" in reply.text
+        assert app.scheduler.get_job("register-commands") is not None  # retried later
+    finally:
+        await app.stop()
