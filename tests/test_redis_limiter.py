@@ -133,7 +133,9 @@ async def test_buckets_expire_once_they_would_be_full_again(redis_client, prefix
     ttl_ms = await redis_client.pttl(f"{prefix}chat:9")
     assert 0 < ttl_ms <= (3 / 1 + 1) * 1000
     global_ttl = await redis_client.pttl(f"{prefix}global")
-    assert 0 < global_ttl <= (1 / 30 + 1) * 1000
+    # The key lives until the bucket is full again: one token's worth, plus the next grant's spacing
+    # (the acquire above reserved it), plus a second of margin — never indefinitely.
+    assert 0 < global_ttl <= (2 / 30 + 1) * 1000
 
 
 @needs_redis
