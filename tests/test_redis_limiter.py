@@ -153,7 +153,7 @@ async def test_shared_limiter_adapts_the_async_bucket_to_the_deliverers_interfac
         await asyncio.sleep(wait)
         now += wait
     assert answers[0] == shared.poll_interval and answers[-1] == 0.0
-    assert len(waits) == 1 and waits[0] >= shared.poll_interval
+    assert len(waits) == 1 and waits[0] >= shared.poll_interval * 0.999  # float sums of the polls
     # The grant is mirrored in the local pacer: after the burst of 3, the chat must wait locally too.
     for _ in range(2):
         shared.pacer.record_sent(11, "private", now)
