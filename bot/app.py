@@ -29,7 +29,7 @@ from bot.core.ratelimit import ChatPacer, PacingSettings, RateLimiter
 from bot.db import repo
 from bot.db.engine import create_engine, create_session_factory
 from bot.db.migrate import upgrade
-from bot.errors import ConfigError
+from bot.errors import ConfigError, VeilleError
 from bot.fetcher.http import Fetcher, FetcherConfig
 from bot.metrics import MeteredSender, Metrics, watch_event_loop
 from bot.services.delivery import Deliverer
@@ -316,7 +316,7 @@ class App:
         asyncio.get_running_loop().set_default_executor(self._executor)
         async with self._startup_lock():
             await self.core.prepare()
-        me = await self.bot.get_me()
+        me = await self._check_telegram()
         log.info("telegram ready", extra={"bot": f"@{me.username}", "api": settings.telegram_api_url,
                                           "role": self.role})
         if "bot" in self.parts:
@@ -432,6 +432,24 @@ class App:
             finally:
                 await connection.execute(text("SELECT pg_advisory_unlock(726574)"))
                 await connection.commit()
+
+    async def _check_telegram(self) -> Any:
+        """getMe, translated into one clear sentence when the token or the Bot API is wrong."""
+        from aiogram.exceptions import TelegramUnauthorizedError
+
+        from bot.telegram.sender import SEND_ERRORS
+
+        api = self.core.settings.telegram_api_url
+        try:
+            return await self.bot.get_me()
+        except TelegramUnauthorizedError:
+            raise ConfigError(
+                "VEILLE_BOT_TOKEN was refused by Telegram (401 Unauthorized): copy the token again from @BotFather"
+            ) from None
+        except SEND_ERRORS as exc:
+            raise VeilleError(
+                f"cannot reach the Telegram Bot API at {api} ({exc}); check the network or VEILLE_TELEGRAM_API_URL"
+            ) from None
 
     async def _register_commands(self) -> bool:
         from bot.telegram.dispatcher import register_commands

@@ -106,3 +106,30 @@ def test_console_script_and_module_are_the_same_program(tmp_path: Path) -> None:
                                timeout=60)
     assert by_script.returncode == by_module.returncode == 0
     assert by_script.stdout.replace("veille", "") == by_module.stdout.replace("veille", "")
+
+
+@pytest.mark.parametrize(
+    ("token", "api", "code", "expected"),
+    [
+        ("999:wrong-token", None, 2, "VEILLE_BOT_TOKEN was refused by Telegram"),
+        (None, "http://127.0.0.1:9", 1, "cannot reach the Telegram Bot API"),
+    ],
+)
+async def test_a_wrong_token_or_unreachable_api_is_one_clear_line(
+    tmp_path: Path, database_url: str, token: str | None, api: str | None, code: int, expected: str
+) -> None:
+    async with FakeTelegram() as fake, FeedServer() as feeds:
+        env = veille_env(tmp_path, fake, feeds, database_url)
+        if token:
+            env["VEILLE_BOT_TOKEN"] = token
+        if api:
+            env["VEILLE_TELEGRAM_API_URL"] = api
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "run", cwd=tmp_path, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await asyncio.wait_for(process.communicate(), timeout=90)
+    text = err.decode(errors="replace")
+    assert process.returncode == code, text[-1500:]
+    assert expected in text.strip().splitlines()[-1]
+    assert "Traceback" not in text
