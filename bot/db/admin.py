@@ -17,7 +17,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Article, Broadcast, Chat, Delivery, Source, Story, Subscription, User
-from bot.db.repo import _insert
+from bot.db.outbox import insert_delivery_rows
 
 GROUP_TYPES = ("group", "supergroup", "channel")
 # A banned user's private chat is made inactive with this reason; unbanning reactivates only such chats.
@@ -117,16 +117,7 @@ async def enqueue_broadcast_rows(
         }
         for chat_id in chat_ids
     ]
-    inserted = 0
-    for start in range(0, len(values), 500):
-        statement = (
-            _insert(session, Delivery)
-            .values(values[start : start + 500])
-            .on_conflict_do_nothing(index_elements=["chat_id", "kind", "dedup_key"])
-        )
-        result = await session.execute(statement)
-        inserted += max(result.rowcount or 0, 0)
-    return inserted
+    return await insert_delivery_rows(session, values)
 
 
 @dataclass(frozen=True, slots=True)

@@ -82,6 +82,12 @@ async def enqueue_deliveries(session: AsyncSession, rows: Sequence[NewDelivery],
         }
         for r in rows
     ]
+    return await insert_delivery_rows(session, values)
+
+
+async def insert_delivery_rows(session: AsyncSession, values: list[dict[str, Any]]) -> int:
+    """The one INSERT into the outbox: rows whose (chat, kind, dedup_key) exists are skipped, which is
+    what makes "never twice" hold; returns how many rows were new."""
     inserted = 0
     for start in range(0, len(values), 500):
         statement = (

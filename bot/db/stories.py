@@ -14,7 +14,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Article, Delivery, Source, Story, Subscription
-from bot.db.repo import _insert
+from bot.db.outbox import insert_delivery_rows
 
 # --- stories ------------------------------------------------------------------------------------
 
@@ -140,16 +140,7 @@ async def enqueue_story_deliveries(session: AsyncSession, rows: Sequence[StoryDe
         }
         for r in rows
     ]
-    inserted = 0
-    for start in range(0, len(values), 500):
-        statement = (
-            _insert(session, Delivery)
-            .values(values[start : start + 500])
-            .on_conflict_do_nothing(index_elements=["chat_id", "kind", "dedup_key"])
-        )
-        result = await session.execute(statement)
-        inserted += max(result.rowcount or 0, 0)
-    return inserted
+    return await insert_delivery_rows(session, values)
 
 
 async def sent_alerts(
