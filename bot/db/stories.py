@@ -5,8 +5,7 @@ Like `repo`, functions take a session and never commit; every statement works on
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -14,7 +13,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Article, Delivery, Source, Story, Subscription
-from bot.db.outbox import insert_delivery_rows
+from bot.db.outbox import NewDelivery, enqueue_deliveries
 
 # --- stories ------------------------------------------------------------------------------------
 
@@ -101,46 +100,10 @@ async def story_sources(session: AsyncSession, story_ids: Iterable[int]) -> dict
 # --- outbox rows for stories and edits -------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class StoryDelivery:
-    """An outbox row that knows its story (alerts) or the message it replaces (edits)."""
-
-    chat_id: int
-    kind: str  # alert | edit
-    dedup_key: str
-    article_id: int | None = None
-    story_id: int | None = None
-    subscription_id: int | None = None
-    matched_terms: Sequence[str] = ()
-    payload: str | None = None
-    message_thread_id: int | None = None
-    edit_message_id: int | None = None
-
-
-async def enqueue_story_deliveries(session: AsyncSession, rows: Sequence[StoryDelivery], *, now: datetime) -> int:
-    """Inserts rows, skipping any (chat, kind, dedup_key) already there; returns how many were new."""
-    if not rows:
-        return 0
-    values = [
-        {
-            "chat_id": r.chat_id,
-            "kind": r.kind,
-            "dedup_key": r.dedup_key,
-            "article_id": r.article_id,
-            "story_id": r.story_id,
-            "subscription_id": r.subscription_id,
-            "matched_terms": json.dumps(list(r.matched_terms), ensure_ascii=False) if r.matched_terms else None,
-            "payload": r.payload,
-            "message_thread_id": r.message_thread_id,
-            "edit_message_id": r.edit_message_id,
-            "status": "pending",
-            "attempts": 0,
-            "next_attempt_at": now,
-            "created_at": now,
-        }
-        for r in rows
-    ]
-    return await insert_delivery_rows(session, values)
+# A story's alert or edit is an ordinary outbox row (story_id / edit_message_id set): one row type and
+# one INSERT for the whole outbox.
+StoryDelivery = NewDelivery
+enqueue_story_deliveries = enqueue_deliveries
 
 
 async def sent_alerts(
