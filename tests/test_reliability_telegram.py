@@ -21,14 +21,18 @@ import re
 import statistics
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
+import aiohttp
+from aiogram import Bot
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
 from sqlalchemy import select
 
 from bot.app import App
-from bot.db.models import Delivery
+from bot.db.models import Article, Delivery
 from bot.settings import Settings
 from tests.fakes.fault_tools import env_float, record_figure
 from tests.fakes.feed_server import FeedServer
@@ -39,6 +43,28 @@ CHATS = (8101, 8102)
 BYSTANDER = 8999
 TOKEN = re.compile(r"st\d{4}x")
 PHASES = ("500", "502 page", "connection reset", "timeout", "429")
+
+
+@dataclass
+class StormNews:
+    """The items the storm publishes, and so the alerts every chat must get: one per item actually put in
+    the feed. (The expected set once came from a counter consumed inside a nested comprehension, once per
+    chat, so the second chat "expected" an item never published: docs/reliability.md, bug 4.)"""
+
+    rng: random.Random = field(default_factory=lambda: random.Random(1010))
+    items: list[dict] = field(default_factory=list)
+
+    def publish(self) -> None:
+        number = len(self.items) + 1
+        words = self.rng.sample(WORDS, 6)  # distinct stories: similar items would be one alert, then edits
+        self.items.append({"title": f"Tempête st{number:04d}x {' '.join(words[:3])}",
+                           "link": f"https://news.example.org/storm/{number}", "guid": f"storm-{number}",
+                           "description": f"Le {words[3]} et la {words[4]} face au {words[5]}.",
+                           "pub_date": datetime.now(UTC)})
+
+    def expected(self, chats: tuple[int, ...]) -> set[tuple[int, str]]:
+        tokens = {token for item in self.items for token in TOKEN.findall(item["title"])}
+        return {(chat, token) for chat in chats for token in tokens}
 
 
 def alert_counts(fake: FakeTelegram) -> Counter[tuple[int, str]]:
@@ -53,6 +79,26 @@ def shown(fake: FakeTelegram) -> set[tuple[int, str]]:
     """Alerts the chats can see: sent, or added by an edit (an item joining a story already alerted)."""
     edited = {(e.chat_id, t) for e in fake.edits() for t in TOKEN.findall(e.text or "")}
     return set(alert_counts(fake)) | edited
+
+
+async def explain_missing(app: App, fake: FakeTelegram, missing: list[tuple[int, str]]) -> str:
+    """For each missing alert: its article, that chat's outbox rows for it, and the Bot API requests that
+    carried it to that chat (what bug 4's investigation needed, in the failure message)."""
+    async with app.core.session_factory() as session:
+        statuses = Counter((await session.scalars(select(Delivery.status))).all())
+        lines = [f"outbox: {dict(statuses)}"]
+        for chat, token in missing:
+            articles = (await session.scalars(select(Article).where(Article.title.contains(token)))).all()
+            stories = {a.story_id for a in articles}
+            rows = (await session.scalars(select(Delivery).where(
+                Delivery.chat_id == chat, Delivery.story_id.in_(stories)))).all() if stories else []
+            requests = [(r.method, r.status) for r in fake.requests
+                        if r.params.get("chat_id") == chat and token in str(r.params.get("text") or "")]
+            lines.append(
+                f"{chat}/{token}: articles {[(a.id, a.story_id) for a in articles]}; rows "
+                f"{[(r.id, r.kind, r.status, r.message_id, r.attempts, r.last_error) for r in rows]}; "
+                f"requests {requests}")
+    return "; ".join(lines)
 
 
 def apply_phase(fake: FakeTelegram, phase: str, retry_after: int) -> None:
@@ -72,8 +118,6 @@ def apply_phase(fake: FakeTelegram, phase: str, retry_after: int) -> None:
             fake.flood_wait(chat, retry_after, times=2)
 
 
-@pytest.mark.xfail(reason="open finding (docs/reliability.md, bug 4): after the storm one chat lacks one alert "
-                   "whose outbox rows are all `sent`, and no article carries its title", strict=False)
 async def test_a_telegram_storm_drops_nothing_and_the_bot_keeps_answering(
     tmp_path: Path, database_url: str
 ) -> None:
@@ -81,8 +125,7 @@ async def test_a_telegram_storm_drops_nothing_and_the_bot_keeps_answering(
     phase_seconds = max(2.0, min(30.0, storm_seconds / 20))
     retry_after = 3 if storm_seconds <= 60 else 60
     async with FakeTelegram() as fake, FeedServer() as feeds:
-        items: list[dict] = []
-        feeds.set_rss("/storm.xml", items)
+        feeds.set_rss("/storm.xml", [])
         sources = tmp_path / "sources.toml"
         sources.write_text(f'[[source]]\nname = "Storm"\nurl = "{feeds.url("/storm.xml")}"\nlanguage = "fr"\n',
                            encoding="utf-8")
@@ -101,8 +144,7 @@ async def test_a_telegram_storm_drops_nothing_and_the_bot_keeps_answering(
 
             latencies: list[float] = []
             unanswered = 0
-            numbers = itertools.count(1)
-            rng = random.Random(1010)
+            news = StormNews()
             started = time.monotonic()
             phase_index = -1
             phases_run: Counter[str] = Counter()
@@ -112,13 +154,8 @@ async def test_a_telegram_storm_drops_nothing_and_the_bot_keeps_answering(
                     phase_index = wanted
                     apply_phase(fake, PHASES[phase_index], retry_after)
                     phases_run[PHASES[phase_index]] += 1
-                number = next(numbers)
-                words = rng.sample(WORDS, 6)  # distinct stories: similar items would be one alert, then edits
-                items.append({"title": f"Tempête st{number:04d}x {' '.join(words[:3])}",
-                              "link": f"https://news.example.org/storm/{number}", "guid": f"storm-{number}",
-                              "description": f"Le {words[3]} et la {words[4]} face au {words[5]}.",
-                              "pub_date": datetime.now(UTC)})
-                feeds.set_rss("/storm.xml", items[-30:])
+                news.publish()
+                feeds.set_rss("/storm.xml", news.items[-30:])
                 # The bystander asks for /help; the reply attempt (whatever Telegram answers) is the response.
                 asked_at = time.monotonic()
                 before = len([r for r in fake.calls("sendMessage") if r.params.get("chat_id") == BYSTANDER])
@@ -135,20 +172,16 @@ async def test_a_telegram_storm_drops_nothing_and_the_bot_keeps_answering(
             apply_phase(fake, "calm", retry_after)
             storm_ended = time.monotonic()
 
-            expected = {(chat, f"st{n:04d}x") for chat in CHATS for n in range(1, next(numbers))}
+            expected = news.expected(CHATS)
             try:
                 await fake.wait_until(lambda: expected <= shown(fake),
                                       timeout=env_float("VEILLE_TEST_STORM_RECOVERY",
                                                         60 if storm_seconds <= 60 else app.deliverer.retry_cap + 120),
                                       what="every alert after the storm")
             except TimeoutError:
-                async with app.core.session_factory() as session:
-                    rows = (await session.execute(select(Delivery.status, Delivery.attempts, Delivery.last_error,
-                                                         Delivery.next_attempt_at))).all()
                 missing = sorted(expected - shown(fake))
-                raise AssertionError(f"{len(missing)} alerts missing, e.g. {missing[:4]}; outbox: "
-                                     f"{Counter(r.status for r in rows)}; not sent: "
-                                     f"{[tuple(r) for r in rows if r.status != 'sent'][:6]}") from None
+                raise AssertionError(f"{len(missing)} alerts missing, e.g. {missing[:4]}; "
+                                     f"{await explain_missing(app, fake, missing[:4])}") from None
             recovery = time.monotonic() - storm_ended
             await app.deliverer.drain_all()
             async with app.core.session_factory() as session:
@@ -174,3 +207,29 @@ async def test_a_telegram_storm_drops_nothing_and_the_bot_keeps_answering(
         bystander_reply_max_s=round(max(latencies), 3) if latencies else None,
         longest_wait_between_attempts_s=round(longest_gap, 1), recovery_after_storm_s=round(recovery, 1),
     )
+
+
+async def test_the_storm_expects_each_published_item_for_every_chat_and_finds_one_missing() -> None:
+    """Bug 4 was in this file: the expected set named, for the second chat only, an item never published.
+    Now it is what the feed serves, the same for every chat; and the check still finds a real gap."""
+    news = StormNews()
+    for _ in range(19):
+        news.publish()
+    async with FeedServer() as feeds, FakeTelegram() as fake:
+        feeds.set_rss("/storm.xml", news.items[-30:])
+        async with aiohttp.ClientSession() as http, http.get(feeds.url("/storm.xml")) as response:
+            served = sorted(set(TOKEN.findall(await response.text())))
+        expected = news.expected(CHATS)
+        assert len(served) == 19
+        assert expected == {(chat, token) for chat in CHATS for token in served}
+
+        # One chat gets every alert; the other lacks the last one until an edit shows it.
+        bot = Bot(fake.token, session=AiohttpSession(api=TelegramAPIServer.from_base(fake.base_url)))
+        try:
+            await bot.send_message(CHATS[0], " ".join(served))
+            partial = await bot.send_message(CHATS[1], " ".join(served[:-1]))
+            assert sorted(expected - shown(fake)) == [(CHATS[1], served[-1])]
+            await bot.edit_message_text(" ".join(served), chat_id=CHATS[1], message_id=partial.message_id)
+            assert expected - shown(fake) == set()
+        finally:
+            await bot.session.close()
