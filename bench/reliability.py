@@ -4,6 +4,8 @@ Run: .venv/bin/python bench/reliability.py            (full: about an hour, most
                                                         and 50 kill-restart cycles)
      .venv/bin/python bench/reliability.py --quick    (the CI sizes, a few minutes)
      .venv/bin/python bench/reliability.py --only kill,ssrf
+     VEILLE_TEST_STORM_SECONDS=60 .venv/bin/python bench/reliability.py --only storm
+                                                      (a size knob set in the environment wins)
 
 Each part is `pytest` on one test file with its size knobs set (VEILLE_TEST_*), in its own process;
 the tests append their measured figures as JSON lines to the file named by VEILLE_TEST_FIGURES, which
@@ -46,7 +48,7 @@ PARTS: dict[str, tuple[str, dict[str, str], dict[str, str], str]] = {
 
 def run_part(name: str, quick: bool, figures: Path) -> dict[str, object]:
     path, full, small, _ = PARTS[name]
-    env = {**os.environ, **(small if quick else full), "VEILLE_TEST_FIGURES": str(figures)}
+    env = {**(small if quick else full), **os.environ, "VEILLE_TEST_FIGURES": str(figures)}
     started = time.monotonic()
     result = subprocess.run(
         [sys.executable, "-m", "pytest", path, "-o", "timeout=3600", "-rxXs"],
