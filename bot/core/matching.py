@@ -42,12 +42,15 @@ How it stays fast with 100k subscriptions (the reasons behind the structure, iss
 
 from __future__ import annotations
 
+import gc
 import re
 import sys
 from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass
-from itertools import product
+from functools import lru_cache
+from itertools import chain, product
+from operator import attrgetter
 from urllib.parse import urlsplit
 
 import ahocorasick
@@ -73,12 +76,6 @@ class TermHit:
     field: str  # "title" or "text"
     start: int  # span in the original field string
     end: int
-
-
-@dataclass(frozen=True, slots=True)
-class Match:
-    subscription_id: int
-    hits: tuple[TermHit, ...]
 
 
 # Words too common to be a good trigger: an entry indexed under "le" would be evaluated for
@@ -270,12 +267,6 @@ def _tree_atoms(node: Node) -> Iterable[str]:
 _FIELD_PREFIXES = ("source:", "lang:")
 
 
-def _vocabulary(atoms: set[str]) -> tuple[set[str], bool]:
-    """The word and phrase keys of some atoms, and whether any is a source: or lang: atom."""
-    keys = {atom.removeprefix("title:") for atom in atoms if not atom.startswith(_FIELD_PREFIXES)}
-    return keys, len(keys) < len(atoms) and any(atom.startswith(_FIELD_PREFIXES) for atom in atoms)
-
-
 def _compile(query: Query) -> _Entry:
     root = query.root
     if isinstance(root, TextTerm):  # the most common alert by far: one word or one phrase
@@ -370,35 +361,69 @@ def _host_of(url: str) -> str:
     return host.rstrip(".")
 
 
-def _document_field_atoms(doc: Document) -> set[str]:
+def _document_field_atoms(doc: Document) -> frozenset[str]:
+    return _field_atoms(doc.lang, doc.source_url, doc.source_name)
+
+
+@lru_cache(maxsize=4096)  # a few hundred sources, a few languages: computed once per source
+def _field_atoms(lang: str | None, source_url: str, source_name: str) -> frozenset[str]:
     atoms: set[str] = set()
-    if doc.lang:
-        atoms.add("lang:" + re.split(r"[-_]", doc.lang.strip(), maxsplit=1)[0].lower())
-    host = _host_of(doc.source_url)
+    if lang:
+        atoms.add("lang:" + re.split(r"[-_]", lang.strip(), maxsplit=1)[0].lower())
+    host = _host_of(source_url)
     if host:
         labels = host.split(".")
         atoms.update("source:" + ".".join(labels[i:]) for i in range(len(labels)))
-    name_words = normalize_words(doc.source_name) if doc.source_name else []
+    name_words = normalize_words(source_name) if source_name else []
     if name_words:
         atoms.add("source:" + " ".join(name_words))
         atoms.add("source:" + "".join(name_words))
-    return atoms
+    return frozenset(atoms)
+
+
+class _Slot:
+    """Everything the index knows about one atom, found with one dictionary lookup per article word.
+
+    Plain keys (words, phrases, prefixes) are looked up in the article; `title` links a key to the
+    slot of its `title:` atom, if some query uses it; `refs` counts the entries that need the atom
+    looked up, `direct` holds the subscription ids whose whole query is this atom, `entries` the
+    other entries it triggers.
+    """
+
+    __slots__ = ("atom", "refs", "direct", "entries", "title")
+
+    def __init__(self, atom: str) -> None:
+        self.atom = atom
+        self.refs = 0
+        self.direct: list[int] | None = None
+        self.entries: list[_Entry] | None = None
+        self.title: _Slot | None = None
+
+
+_slot_atom = attrgetter("atom")
+_slot_direct = attrgetter("direct")
+_slot_entries = attrgetter("entries")
 
 
 class _ArticleView:
-    """One article, normalised once, with the terms of the index it contains and its hits so far."""
+    """One article, normalised once, with the index's slots it contains and its hits so far."""
 
-    __slots__ = ("title", "text", "title_keys", "text_keys", "present", "_hits", "_words")
+    __slots__ = ("title", "text", "title_slots", "text_slots", "present", "_patterns", "_hits", "_words",
+                 "_entry_hits", "_title_keys", "_text_keys")
 
-    def __init__(self, title: NormalizedText, text: NormalizedText, title_keys: set[str], text_keys: set[str],
-                 present: set[str]) -> None:
+    def __init__(self, title: NormalizedText, text: NormalizedText, title_slots: set[_Slot],
+                 text_slots: set[_Slot], present: set[str], patterns: dict[str, re.Pattern[str]]) -> None:
         self.title = title
         self.text = text
-        self.title_keys = title_keys
-        self.text_keys = text_keys
-        self.present = present
+        self.title_slots = title_slots
+        self.text_slots = text_slots
+        self.present = present  # every atom present: keys, title: atoms, source: and lang: atoms
+        self._patterns = patterns
         self._hits: dict[_HitTerm, tuple[TermHit, ...]] = {}
         self._words: dict[str, _FieldWords] = {}
+        self._entry_hits: dict[_Entry, tuple[TermHit, ...]] = {}
+        self._title_keys: set[str] | None = None
+        self._text_keys: set[str] | None = None
 
     def _field(self, field: str) -> _FieldWords:
         words = self._words.get(field)
@@ -406,23 +431,94 @@ class _ArticleView:
             words = self._words[field] = _FieldWords(self.title if field == "title" else self.text)
         return words
 
-    def hits(self, hit_term: _HitTerm, patterns: dict[str, re.Pattern[str]]) -> tuple[TermHit, ...]:
+    def _keys(self, field: str) -> set[str]:
+        if field == "title":
+            if self._title_keys is None:
+                self._title_keys = set(map(_slot_atom, self.title_slots))
+            return self._title_keys
+        if self._text_keys is None:
+            self._text_keys = set(map(_slot_atom, self.text_slots))
+        return self._text_keys
+
+    def hits(self, hit_term: _HitTerm) -> tuple[TermHit, ...]:
         """Every occurrence of one word or phrase, in the title then the text; computed once per article."""
         cached = self._hits.get(hit_term)
         if cached is None:
             key, in_title, display = hit_term
             pattern = None
             if " " in key:  # phrases need a pattern: any run of spaces may separate their words
+                patterns = self._patterns
                 pattern = patterns.get(key)
                 if pattern is None:
                     pattern = patterns[key] = _span_pattern(key)
             found: list[TermHit] = []
-            if key in self.title_keys:
+            if key in self._keys("title"):
                 found.extend(TermHit(display, "title", s, e) for s, e in self._field("title").spans(key, pattern))
-            if not in_title and key in self.text_keys:
+            if not in_title and key in self._keys("text"):
                 found.extend(TermHit(display, "text", s, e) for s, e in self._field("text").spans(key, pattern))
             cached = self._hits[hit_term] = tuple(found)
         return cached
+
+    def present_terms(self, entry: _Entry) -> list[_HitTerm]:
+        """The entry's words and phrases that this article contains (in its field), in query order."""
+        present = self.present
+        terms = entry.terms()
+        return [term for term in zip(terms[::3], terms[1::3], terms[2::3], strict=True)
+                if (term[0] if not term[1] else "title:" + term[0]) in present]
+
+    def entry_hits(self, entry: _Entry) -> tuple[TermHit, ...]:
+        cached = self._entry_hits.get(entry)
+        if cached is None:
+            found = [self.hits(term) for term in self.present_terms(entry)]
+            if len(found) == 1:
+                cached = found[0]  # one term's hits are already in order
+            else:
+                # The same occurrence can come from two terms (OTAN and intitle:OTAN): list it once.
+                cached = tuple(sorted(dict.fromkeys(hit for hits in found for hit in hits), key=_hit_order))
+            self._entry_hits[entry] = cached
+        return cached
+
+
+class Match:
+    """A subscription that an article fires, with what fired it.
+
+    `terms` (the query's words and phrases found, as the user wrote them, in query order) is cheap;
+    `hits` (every occurrence with its field and span in the original text, for highlighting) is
+    computed on first use, once per term and article, and shared by every Match that reports it.
+    """
+
+    __slots__ = ("subscription_id", "_hits", "_entry", "_view")
+
+    def __init__(self, subscription_id: int, hits: tuple[TermHit, ...] | None = None,
+                 _entry: _Entry | None = None, _view: _ArticleView | None = None) -> None:
+        self.subscription_id = subscription_id
+        self._hits = hits if hits is not None or _view is not None else ()
+        self._entry = _entry
+        self._view = _view
+
+    @property
+    def hits(self) -> tuple[TermHit, ...]:
+        hits = self._hits
+        if hits is None:
+            hits = self._hits = self._view.entry_hits(self._entry)  # type: ignore[union-attr,arg-type]
+        return hits
+
+    @property
+    def terms(self) -> tuple[str, ...]:
+        if self._view is None or self._entry is None:
+            return tuple(dict.fromkeys(hit.term for hit in self.hits))
+        return tuple(dict.fromkeys(display for _, _, display in self._view.present_terms(self._entry)))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Match):
+            return NotImplemented
+        return self.subscription_id == other.subscription_id and self.hits == other.hits
+
+    def __hash__(self) -> int:
+        return hash((self.subscription_id, self.hits))
+
+    def __repr__(self) -> str:
+        return f"Match(subscription_id={self.subscription_id!r}, hits={self.hits!r})"
 
 
 class _FieldWords:
@@ -478,13 +574,9 @@ class SubscriptionIndex:
     def __init__(self) -> None:
         self._entries: dict[str, _Entry] = {}  # canonical query text → entry
         self._by_subscription: dict[int, _Entry] = {}
-        # Subscription ids of the entries whose one trigger atom is the whole query, per atom.
-        self._direct_ids: dict[str, list[int]] = {}
-        # atom → the other entries indexed under it (most atoms trigger one entry: no list then)
-        self._triggers: dict[str, _Entry | list[_Entry]] = {}
-        self._word_refs: dict[str, int] = {}  # single-word keys → number of entries using them
-        self._pattern_refs: dict[str, int] = {}  # phrase and prefix keys → number of entries
+        self._slots: dict[str, _Slot] = {}  # atom → slot, for every atom some entry uses
         self._span_patterns: dict[str, re.Pattern[str]] = {}
+        self._patterns = 0  # phrase and prefix slots: the automaton looks for them
         self._automaton: ahocorasick.Automaton | None = None
         self._automaton_stale = False
         self._field_entries = 0  # entries using source: or lang:
@@ -492,8 +584,16 @@ class SubscriptionIndex:
     @classmethod
     def build(cls, items: Iterable[tuple[int, Query]]) -> SubscriptionIndex:
         index = cls()
-        for subscription_id, query in items:
-            index.add(subscription_id, query)
+        # Hundreds of thousands of small objects, all kept: the cyclic garbage collector would
+        # walk them again and again while they are created (a third of the build time) to find nothing.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            for subscription_id, query in items:
+                index.add(subscription_id, query)
+        finally:
+            if collecting:
+                gc.enable()
         return index
 
     def __len__(self) -> int:
@@ -513,7 +613,7 @@ class SubscriptionIndex:
             self._register(entry)
         entry.add_subscriber(subscription_id)
         if entry.direct:
-            self._direct_ids[entry.trigger[0]].append(subscription_id)
+            self._slots[entry.trigger[0]].direct.append(subscription_id)  # type: ignore[union-attr]
         self._by_subscription[subscription_id] = entry
 
     def remove(self, subscription_id: int) -> None:
@@ -522,145 +622,137 @@ class SubscriptionIndex:
         if entry is None:
             return
         if entry.direct:
-            self._direct_ids[entry.trigger[0]].remove(subscription_id)
+            self._slots[entry.trigger[0]].direct.remove(subscription_id)  # type: ignore[union-attr]
         if entry.remove_subscriber(subscription_id):
             del self._entries[entry.text]
             self._unregister(entry)
 
-    def _register(self, entry: _Entry) -> None:
-        if entry.direct:
-            self._direct_ids.setdefault(entry.trigger[0], [])
-        else:
-            triggers = self._triggers
-            for atom in entry.trigger:
-                found = triggers.get(atom)
-                if found is None:
-                    triggers[atom] = entry
-                elif isinstance(found, list):
-                    found.append(entry)
-                else:
-                    triggers[atom] = [found, entry]
-        keys, uses_fields = _vocabulary(entry.atoms())
-        for key in keys:
-            refs = self._word_refs if _is_single_word(key) else self._pattern_refs
-            count = refs.get(key, 0)
-            refs[key] = count + 1
-            if count == 0 and refs is self._pattern_refs:
+    def _slot(self, atom: str) -> _Slot:
+        slot = self._slots.get(atom)
+        if slot is None:
+            slot = self._slots[atom] = _Slot(atom)
+            if atom.startswith("title:"):
+                self._slot(atom[6:]).title = slot
+            elif not _is_single_word(atom) and not atom.startswith(_FIELD_PREFIXES):
+                self._patterns += 1
                 self._automaton_stale = True
-        self._field_entries += uses_fields
+        return slot
+
+    def _release(self, atom: str) -> None:
+        slot = self._slots[atom]
+        slot.refs -= 1
+        if slot.refs:
+            return
+        del self._slots[atom]
+        if atom.startswith("title:"):
+            self._slots[atom[6:]].title = None
+        elif not _is_single_word(atom) and not atom.startswith(_FIELD_PREFIXES):
+            self._patterns -= 1
+            self._automaton_stale = True
+        self._span_patterns.pop(atom, None)
+
+    def _register(self, entry: _Entry) -> None:
+        # Plain keys first: a title: slot links to the slot of its key, which must exist.
+        atoms = sorted(_looked_up(entry.atoms()), key=_title_last)
+        for atom in atoms:
+            self._slot(atom).refs += 1
+        if entry.direct:
+            slot = self._slots[entry.trigger[0]]
+            slot.direct = slot.direct or []
+        else:
+            for atom in entry.trigger:
+                slot = self._slots[atom]
+                if slot.entries is None:
+                    slot.entries = [entry]
+                else:
+                    slot.entries.append(entry)
+        self._field_entries += any(atom.startswith(_FIELD_PREFIXES) for atom in atoms)
 
     def _unregister(self, entry: _Entry) -> None:
+        slots = self._slots
         if entry.direct:
-            atom = entry.trigger[0]
-            if not self._direct_ids[atom]:
-                del self._direct_ids[atom]
+            slot = slots[entry.trigger[0]]
+            if not slot.direct:
+                slot.direct = None
         else:
-            triggers = self._triggers
             for atom in entry.trigger:
-                found = triggers[atom]
-                if not isinstance(found, list):
-                    del triggers[atom]
-                    continue
-                found.remove(entry)
-                if len(found) == 1:
-                    triggers[atom] = found[0]
-        keys, uses_fields = _vocabulary(entry.atoms())
-        for key in keys:
-            refs = self._word_refs if _is_single_word(key) else self._pattern_refs
-            refs[key] -= 1
-            if refs[key] == 0:
-                del refs[key]
-                self._span_patterns.pop(key, None)
-                if refs is self._pattern_refs:
-                    self._automaton_stale = True
-        self._field_entries -= uses_fields
+                slot = slots[atom]
+                slot.entries.remove(entry)  # type: ignore[union-attr]
+                if not slot.entries:
+                    slot.entries = None
+        atoms = sorted(_looked_up(entry.atoms()), key=_title_last, reverse=True)
+        self._field_entries -= any(atom.startswith(_FIELD_PREFIXES) for atom in atoms)
+        for atom in atoms:
+            self._release(atom)
 
     def _current_automaton(self) -> ahocorasick.Automaton | None:
         if self._automaton_stale:
             self._automaton_stale = False
             self._automaton = None
-            if self._pattern_refs:
+            if self._patterns:
                 automaton = ahocorasick.Automaton()
-                for key in self._pattern_refs:
-                    automaton.add_word(_ac_pattern(key), key)
+                for atom, slot in self._slots.items():
+                    if not _is_single_word(atom) and not atom.startswith(_FIELD_PREFIXES + ("title:",)):
+                        automaton.add_word(_ac_pattern(atom), slot)
                 automaton.make_automaton()
                 self._automaton = automaton
         return self._automaton
 
-    def _keys_in(self, normalized: NormalizedText, automaton: ahocorasick.Automaton | None) -> set[str]:
+    def _slots_in(self, normalized: NormalizedText, automaton: ahocorasick.Automaton | None) -> set[_Slot]:
+        """The slots of the plain keys (words, phrases, prefixes) the text contains."""
         words = normalized.words
-        keys = self._word_refs.keys() & words  # looks each word up in the dict, in C
+        found = set(filter(None, map(self._slots.get, words)))  # one lookup per word, in C
         if automaton is not None and words:
-            keys.update([key for _, key in automaton.iter(" " + " ".join(words) + " ")])
-        return keys
+            found.update([slot for _, slot in automaton.iter(" " + " ".join(words) + " ")])
+        return found
 
-    def _view(self, doc: Document) -> _ArticleView:
+    def _view(self, doc: Document) -> tuple[_ArticleView, set[_Slot]]:
         automaton = self._current_automaton()
         title, text = normalize_text(doc.title), normalize_text(doc.text)
-        title_keys = self._keys_in(title, automaton)
-        text_keys = self._keys_in(text, automaton)
-        present = title_keys | text_keys
-        if title_keys:
-            present.update(["title:" + key for key in title_keys])
+        title_slots = self._slots_in(title, automaton)
+        text_slots = self._slots_in(text, automaton)
+        found = title_slots | text_slots
+        for slot in title_slots:
+            if slot.title is not None:
+                found.add(slot.title)
         if self._field_entries:
-            present |= _document_field_atoms(doc)
-        return _ArticleView(title, text, title_keys, text_keys, present)
+            found.update(filter(None, map(self._slots.get, _document_field_atoms(doc))))
+        present = set(map(_slot_atom, found))
+        return _ArticleView(title, text, title_slots, text_slots, present, self._span_patterns), found
 
-    def _evaluated_entries(self, present: set[str]) -> list[_Entry]:
-        """The entries that are not direct, whose trigger fired and whose test passes."""
-        triggers = self._triggers
-        fired = triggers.keys() & present
-        if not fired:
-            return []
-        candidates: set[_Entry] = set()
-        for atom in fired:
-            found = triggers[atom]
-            if isinstance(found, list):
-                candidates.update(found)
-            else:
-                candidates.add(found)
-        return [entry for entry in candidates if _passes(entry.test, present)]
-
-    def _entry_hits(self, entry: _Entry, view: _ArticleView) -> tuple[TermHit, ...]:
-        present = view.present
-        patterns = self._span_patterns
-        terms = entry.terms()
-        found = [view.hits(term, patterns) for term in zip(terms[::3], terms[1::3], terms[2::3], strict=True)
-                 if (term[0] if not term[1] else "title:" + term[0]) in present]
-        if len(found) == 1:
-            return found[0]  # one term's hits are already in order
-        # The same occurrence can come from two terms (OTAN and intitle:OTAN): list it once.
-        return tuple(sorted(dict.fromkeys(hit for hits in found for hit in hits), key=_hit_order))
+    def _fired(self, found: set[_Slot], present: set[str]) -> tuple[list[int], list[_Entry]]:
+        """Subscription ids whose query is one present atom, and the other entries whose query holds."""
+        direct = list(chain.from_iterable(filter(None, map(_slot_direct, found))))
+        candidates = set(chain.from_iterable(filter(None, map(_slot_entries, found))))
+        passed = []
+        issuperset, isdisjoint = present.issuperset, present.isdisjoint
+        for entry in candidates:
+            test = entry.test
+            # The two commonest tests inline (nothing more to check; required and forbidden atoms).
+            if test is None or (
+                test.__class__ is tuple and len(test) == 2 and issuperset(test[0]) and isdisjoint(test[1])
+            ):
+                passed.append(entry)
+            elif (test.__class__ is not tuple or len(test) != 2) and _passes(test, present):
+                passed.append(entry)
+        return direct, passed
 
     def match(self, doc: Document) -> list[Match]:
         """Every subscription whose query matches `doc`, sorted by subscription id, with its hits."""
-        view = self._view(doc)
-        present = view.present
-        pairs: list[tuple[int, tuple[TermHit, ...]]] = []
+        view, found = self._view(doc)
+        direct, passed = self._fired(found, view.present)
         by_subscription = self._by_subscription
-        entry_hits: dict[_Entry, tuple[TermHit, ...]] = {}
-        direct_ids = self._direct_ids
-        for atom in direct_ids.keys() & present:
-            for sid in direct_ids[atom]:
-                entry = by_subscription[sid]
-                hits = entry_hits.get(entry)
-                if hits is None:
-                    hits = entry_hits[entry] = self._entry_hits(entry, view)
-                pairs.append((sid, hits))
-        for entry in self._evaluated_entries(present):
-            hits = self._entry_hits(entry, view)
-            pairs.extend([(sid, hits) for sid in entry.subscriber_ids()])
-        pairs.sort(key=_first)
-        return [Match(sid, hits) for sid, hits in pairs]
+        matches = [Match(sid, None, by_subscription[sid], view) for sid in direct]
+        for entry in passed:
+            matches.extend([Match(sid, None, entry, view) for sid in entry.subscriber_ids()])
+        matches.sort(key=_subscription_id)
+        return matches
 
     def match_ids(self, doc: Document) -> list[int]:
         """The ids of `match(doc)`, sorted, without computing hits (for fan-out only)."""
-        present = self._view(doc).present
-        ids: list[int] = []
-        direct_ids = self._direct_ids
-        for atom in direct_ids.keys() & present:
-            ids.extend(direct_ids[atom])
-        for entry in self._evaluated_entries(present):
+        view, found = self._view(doc)
+        ids, passed = self._fired(found, view.present)
+        for entry in passed:
             ids.extend(entry.subscriber_ids())
         ids.sort()
         return ids
@@ -672,10 +764,22 @@ class SubscriptionIndex:
             "subscriptions": len(self._by_subscription),
             "distinct_queries": len(self._entries),
             "direct_queries": sum(entry.direct for entry in self._entries.values()),
-            "words": len(self._word_refs),
-            "patterns": len(self._pattern_refs),
+            "atoms": len(self._slots),
+            "patterns": self._patterns,
             "automaton_bytes": automaton.get_stats()["total_size"] if automaton is not None else 0,
         }
+
+
+_subscription_id = attrgetter("subscription_id")
+
+
+def _title_last(atom: str) -> bool:
+    return atom.startswith("title:")
+
+
+def _looked_up(atoms: set[str]) -> set[str]:
+    """An entry's atoms and the plain keys behind its title: atoms (found in the title's words)."""
+    return atoms | {atom[6:] for atom in atoms if atom.startswith("title:")}
 
 
 def _first(pair: tuple) -> object:
