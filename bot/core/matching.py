@@ -599,6 +599,14 @@ class SubscriptionIndex:
     def __len__(self) -> int:
         return len(self._by_subscription)
 
+    def query_text(self, subscription_id: int) -> str | None:
+        """The canonical text of a subscription's indexed query, None if it is not indexed."""
+        entry = self._by_subscription.get(subscription_id)
+        return None if entry is None else entry.text
+
+    def subscription_ids(self) -> set[int]:
+        return set(self._by_subscription)
+
     def add(self, subscription_id: int, query: Query) -> None:
         """Add a subscription, or replace its query."""
         current = self._by_subscription.get(subscription_id)

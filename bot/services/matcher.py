@@ -1,7 +1,8 @@
 """The in-memory subscription index, kept in step with the database.
 
-The index is rebuilt from the database at start and patched in place when a chat adds, changes or
-removes an alert in this process. (Issue #9 adds change notifications between processes.)
+The index is built from the database at start and patched in place when a chat adds, changes or
+removes an alert in this process; a reload from the database (issue #9: every minute when several
+processes share the database) patches it too, touching only the alerts that changed.
 
 Besides its query, each alert keeps filters applied at match time (issue #5):
 - `paused`: never fires;
@@ -81,20 +82,35 @@ class Matcher:
         return len(self._targets)
 
     def load(self, subscriptions: Iterable[ActiveSubscription]) -> None:
+        """Make the index hold exactly these subscriptions (at start, and at each periodic reload).
+
+        Only what changed is parsed and compiled: a subscription whose stored query is the one
+        already indexed is kept as it is, so reloading 100k unchanged alerts costs a comparison
+        each, not a rebuild (the scale-out reload runs every minute, on the event loop).
+        """
+        index = self._index
+        fresh = not len(index)
         pairs: list[tuple[int, Query]] = []
         targets: dict[int, Target] = {}
         filters: dict[int, AlertFilters] = {}
         for sub in subscriptions:
-            try:
-                query = parse_query(sub.query)
-            except QueryError as exc:
-                # A query saved under older, looser rules must not take the whole index down.
-                log.warning("skipping unparsable subscription", extra={"subscription": sub.id, "error": str(exc)})
-                continue
-            pairs.append((sub.id, query))
+            if fresh or index.query_text(sub.id) != sub.query:
+                try:
+                    query = parse_query(sub.query)
+                except QueryError as exc:
+                    # A query saved under older, looser rules must not take the whole index down.
+                    log.warning("skipping unparsable subscription", extra={"subscription": sub.id, "error": str(exc)})
+                    continue
+                pairs.append((sub.id, query))
             targets[sub.id] = Target(sub.id, sub.chat_id, sub.message_thread_id)
             filters[sub.id] = AlertFilters.of(sub)
-        self._index = SubscriptionIndex.build(pairs)
+        if fresh:
+            self._index = SubscriptionIndex.build(pairs)
+        else:
+            for subscription_id in index.subscription_ids() - targets.keys():
+                index.remove(subscription_id)
+            for subscription_id, query in pairs:
+                index.add(subscription_id, query)
         self._targets = targets
         self._filters = filters
 
