@@ -27,7 +27,18 @@ from bot.core.polling import PollPolicy
 from bot.core.query import QueryLimits
 from bot.core.ratelimit import ChatPacer, PacingSettings, RateLimiter
 from bot.db import repo
-from bot.db.engine import create_engine, create_session_factory
+from bot.db.engine import (
+    WRITE_FAULTS,
+    DatabaseFault,
+    check_database_path,
+    check_writable,
+    create_engine,
+    create_session_factory,
+    database_errors_explained,
+    database_fault,
+    diagnose,
+    sqlite_path,
+)
 from bot.db.migrate import upgrade
 from bot.errors import ConfigError, VeilleError
 from bot.fetcher.http import Fetcher, FetcherConfig
@@ -105,6 +116,56 @@ class _MeteredPoller(Poller):
         return report
 
 
+# What each database fault means for a running bot, in the one log line of its streak.
+_FAULT_LINES: dict[str, str] = {
+    "read-only": "database is read-only: writes fail until it is writable again (check the mount and permissions)",
+    "full": "database is full: writes fail until disk space is freed",
+    "cannot-open": "database cannot be opened: writes fail (check the path, the mount and permissions)",
+    "unreachable": "database is unreachable: check the server and the network",
+    "login-refused": "database refused the login: check the user and password in VEILLE_DATABASE_URL",
+    "no-database": "database does not exist: check its name in VEILLE_DATABASE_URL",
+}
+
+
+@dataclass
+class DatabaseWatch:
+    """Logs a broken database once per streak, not a traceback per tick (issue #10).
+
+    A periodic job that fails on a database fault (`bot.db.engine.database_fault`) reports it here: the
+    first failure of a streak (or a change of fault) is one ERROR line saying what is wrong; the next
+    ones are only counted. The streak ends when a job succeeds having written something (for a write
+    fault: read-only, full, cannot open — reads may work meanwhile) or at all (unreachable), with one
+    INFO line. Nothing else is needed to recover: every job simply runs again at its next tick.
+    """
+
+    url: str
+    fault: DatabaseFault | None = None
+    failures: int = 0  # in the current streak
+    since: float = 0.0
+
+    def failed(self, job: str, exc: BaseException) -> bool:
+        """True when `exc` was a database fault (now logged or counted); False for anything else."""
+        fault = database_fault(exc)
+        if fault is None:
+            return False
+        fault = diagnose(self.url, fault)
+        if self.fault is None or fault.kind != self.fault.kind:
+            self.fault, self.failures, self.since = fault, 0, time.monotonic()
+            path = sqlite_path(self.url) if self.url.startswith("sqlite") else None
+            log.error(f"{_FAULT_LINES[fault.kind]}; Veille retries every tick and resumes by itself",
+                      extra={"database": str(path) if path else _safe_url(self.url), "job": job,
+                             "error": fault.detail})
+        self.failures += 1
+        return True
+
+    def succeeded(self, *, wrote: bool) -> None:
+        if self.fault is None or (self.fault.kind in WRITE_FAULTS and not wrote):
+            return
+        log.info("database works again", extra={"was": self.fault.kind, "failed_ticks": self.failures,
+                                                "seconds": round(time.monotonic() - self.since, 1)})
+        self.fault, self.failures = None, 0
+
+
 @dataclass
 class Core:
     """What every command needs: storage, fetching, matching, polling (no Telegram)."""
@@ -174,9 +235,13 @@ class Core:
 
     async def prepare(self, *, migrate: bool = True, load_sources: bool = True) -> None:
         """Upgrades the schema, loads the sources file, builds the subscription index."""
+        check_database_path(self.settings.database_url)
         if migrate:
-            await asyncio.to_thread(upgrade, self.settings.database_url)
-            log.info("database ready", extra={"url": _safe_url(self.settings.database_url)})
+            url = self.settings.database_url
+            with database_errors_explained(url):
+                await asyncio.to_thread(upgrade, url)
+                await check_writable(self.engine)
+            log.info("database ready", extra={"url": _safe_url(url)})
         if load_sources:
             added, updated = await self.load_sources_file(self.settings.sources_file)
             log.info("sources loaded", extra={"file": str(self.settings.sources_file), "added": added,
@@ -241,6 +306,10 @@ class App:
     web: Any = None  # bot.web.OpsServer when VEILLE_HTTP_PORT is set
     _background: list[asyncio.Task[Any]] = field(default_factory=list)
     _loop_watch_stop: asyncio.Event = field(default_factory=asyncio.Event)
+    database_watch: DatabaseWatch = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.database_watch = DatabaseWatch(self.core.settings.database_url)
 
     @property
     def parts(self) -> frozenset[str]:
@@ -314,8 +383,9 @@ class App:
         self._executor = ThreadPoolExecutor(max_workers=min(4, (os.cpu_count() or 1) + 1),
                                             thread_name_prefix="veille-cpu")
         asyncio.get_running_loop().set_default_executor(self._executor)
-        async with self._startup_lock():
-            await self.core.prepare()
+        with database_errors_explained(settings.database_url):  # PostgreSQL: the lock is the first connection
+            async with self._startup_lock():
+                await self.core.prepare()
         me = await self._check_telegram()
         log.info("telegram ready", extra={"bot": f"@{me.username}", "api": settings.telegram_api_url,
                                           "role": self.role})
@@ -413,8 +483,11 @@ class App:
             async with self.core.session_factory() as session:
                 depth, age = await ops.outbox_backlog(session, now=self.core.clock())
             self.core.metrics.set_outbox(depth, age)
-        except Exception:
-            log.exception("outbox gauges not refreshed")
+        except Exception as exc:
+            if not self.database_watch.failed("outbox-gauges", exc):
+                log.exception("outbox gauges not refreshed")
+        else:
+            self.database_watch.succeeded(wrote=False)
 
     @contextlib.asynccontextmanager
     async def _startup_lock(self) -> AsyncIterator[None]:
@@ -466,25 +539,38 @@ class App:
         if await self._register_commands():
             self.scheduler.remove_job("register-commands")
 
+    # The periodic jobs: a database fault is one line per streak (DatabaseWatch); anything else is a
+    # bug, logged with its traceback. A job "wrote" when it claimed or made something (a committed write).
+
     async def _poll_tick(self) -> None:
         try:
-            await self.core.poller.tick()
-        except Exception:
-            log.exception("poll tick failed")
+            started = await self.core.poller.tick()
+        except Exception as exc:
+            if not self.database_watch.failed("poll", exc):
+                log.exception("poll tick failed")
+        else:
+            self.database_watch.succeeded(wrote=started > 0)
 
     async def _digest_tick(self) -> None:
         """Bundles held alerts whose digest is due (issue #7); the deliverer sends them."""
         try:
-            if await self.dispatcher["digests"].tick():
+            made = await self.dispatcher["digests"].tick()
+        except Exception as exc:
+            if not self.database_watch.failed("digests", exc):
+                log.exception("digest tick failed")
+        else:
+            self.database_watch.succeeded(wrote=bool(made))
+            if made:
                 self.wake_delivery()
-        except Exception:
-            log.exception("digest tick failed")
 
     async def _delivery_tick(self) -> None:
         try:
-            await self.deliverer.drain_once()
-        except Exception:
-            log.exception("delivery tick failed")
+            handled = await self.deliverer.drain_once()
+        except Exception as exc:
+            if not self.database_watch.failed("delivery", exc):
+                log.exception("delivery tick failed")
+        else:
+            self.database_watch.succeeded(wrote=handled > 0)
 
     async def stop(self, timeout: float = 4.0) -> None:
         """Stops within `timeout` seconds: no new work, in-flight sends finish or stay in the outbox.

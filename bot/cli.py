@@ -119,15 +119,18 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
 
 def _db(settings: Settings, args: argparse.Namespace) -> int:
     from bot.db import migrate
+    from bot.db.engine import check_database_path, database_errors_explained
 
-    if args.db_command == "upgrade":
-        migrate.upgrade(settings.database_url, args.revision)
-        print(f"database upgraded to {args.revision}")
-    elif args.db_command == "downgrade":
-        migrate.downgrade(settings.database_url, args.revision)
-        print(f"database downgraded to {args.revision}")
-    else:
-        migrate.current(settings.database_url)
+    check_database_path(settings.database_url)
+    with database_errors_explained(settings.database_url):
+        if args.db_command == "upgrade":
+            migrate.upgrade(settings.database_url, args.revision)
+            print(f"database upgraded to {args.revision}")
+        elif args.db_command == "downgrade":
+            migrate.downgrade(settings.database_url, args.revision)
+            print(f"database downgraded to {args.revision}")
+        else:
+            migrate.current(settings.database_url)
     return 0
 
 
