@@ -357,6 +357,7 @@ class App:
             clock=clock,
             owner=process_name(),
             lease=timedelta(seconds=settings.delivery_lease),
+            max_in_flight=settings.delivery_max_in_flight,
             alerts_per_hour=settings.alerts_per_hour,
             buttons=TelegramButtons(),
         )

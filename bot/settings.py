@@ -92,6 +92,11 @@ class Settings(BaseSettings):
     group_chat_per_minute: float = Field(20, gt=0, description="Messages per minute to one group/channel.")
     alerts_per_hour: int = Field(30, ge=0, description="Instant alerts per chat and hour before digest; 0=off.")
     delivery_tick: float = Field(1.0, gt=0, le=60, description="Seconds between outbox drains.")
+    delivery_max_in_flight: int = Field(
+        16, ge=1, le=64,
+        description="Sends in flight at once per process; also the most messages a crash (kill -9) can "
+        "duplicate. 1 means at most one duplicate per kill, at the cost of throughput (one send at a time).",
+    )
 
     # --- admins (issue #8) -----------------------------------------------------------------
     admin_digest_schedule: str | None = Field(None, description='Daily admin digest time, "08:00 Europe/Paris".')
