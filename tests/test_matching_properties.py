@@ -80,6 +80,35 @@ def test_index_agrees_with_reference_on_matches_and_hits(typed_queries, title, t
     assert index.match_ids(doc) == sorted(got)
 
 
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(st.lists(st.tuples(st.integers(0, 5), st.one_of(st.none(), query_strings())), min_size=1, max_size=25),
+       texts(max_words=8), texts())
+def test_incremental_changes_match_like_a_fresh_build_and_leave_nothing_behind(changes, title, text):
+    """Adds, replacements and removals (None) in any order, queries shared by several subscriptions."""
+    index = SubscriptionIndex()
+    state = {}
+    for subscription_id, typed in changes:
+        if typed is None:
+            index.remove(subscription_id)
+            state.pop(subscription_id, None)
+            continue
+        try:
+            query = parse_query(typed)
+        except QueryError:
+            continue
+        index.add(subscription_id, query)
+        state[subscription_id] = query
+    doc = Document(title=title, text=text)
+    fresh = SubscriptionIndex.build(state.items())
+    assert [(m.subscription_id, m.hits) for m in index.match(doc)] == [
+        (m.subscription_id, m.hits) for m in fresh.match(doc)]
+    assert index.match_ids(doc) == fresh.match_ids(doc)
+    for subscription_id in list(state):
+        index.remove(subscription_id)
+    assert len(index) == 0 and index.match_ids(doc) == []
+    assert index.memory_hint() == SubscriptionIndex().memory_hint()  # no atom, pattern or entry left
+
+
 @settings(max_examples=120, deadline=None)
 @given(query_strings(), texts())
 def test_single_query_preview_agrees_with_reference(typed, text):
