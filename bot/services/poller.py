@@ -400,7 +400,7 @@ class Poller:
                         lang=article.language,
                     )
                     for hit in self.matcher.match(document, source_id=state.id, now=now):
-                        terms = list(dict.fromkeys(h.term for h in hit.match.hits))
+                        terms = list(hit.match.terms)  # not hits: spans are not stored, only what fired
                         rows.append(
                             story_db.StoryDelivery(
                                 chat_id=hit.target.chat_id,
