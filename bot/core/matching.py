@@ -21,23 +21,29 @@ How it stays fast with 100k subscriptions (the reasons behind the structure, iss
 
 - Subscriptions with the same canonical query share one compiled entry (many people follow
   "OTAN"); the fan-out to subscription ids happens only after the entry is known to match.
-- An article is normalised once per field. Single words are found by looking the article's words
-  up in the vocabulary of all subscriptions (a dict, C-level); phrases and prefixes with one
-  Aho-Corasick pass (pyahocorasick, C) over the article's words joined by single spaces, where
-  every pattern starts (and, unless it is a prefix, ends) with a space, so only whole words match.
+- Every atom some entry uses (a word, phrase or prefix key; its `title:` form; a `source:` or
+  `lang:` atom) has one slot holding all the index knows about it: the subscription ids whose
+  whole query is that atom, the other entries it triggers, its refcount. At 100k subscriptions
+  matching waits on memory rather than on instructions, so an article costs one dictionary lookup
+  per word (in C, `map(dict.get, words)`), one Aho-Corasick pass (pyahocorasick, C) for phrases and
+  prefixes over the article's words joined by single spaces (every pattern starts, and unless it is
+  a prefix ends, with a space, so only whole words match), and then only reads of the slots found.
 - Each entry is indexed under a *trigger*: words/phrases one of which must be present for the
   query to be true (its rarest required term, or all the alternatives of an OR). Only entries whose
   trigger fired are looked at. An entry whose trigger is its whole query (one word, one phrase)
-  needs no evaluation: its subscription ids sit in one list per term, copied out in C. Other
-  entries are evaluated in conjunctive normal form on tuples with C-level set methods; the rare
-  query whose CNF would be large is evaluated on its tree.
-- Compiled entries hold strings and tuples (atoms interned, shared by every entry), not the Query
-  objects nor per-entry sets, which keeps 100k subscriptions in tens of megabytes.
+  needs no evaluation: its subscription ids sit in its slot. Other entries are evaluated in
+  conjunctive normal form with C-level set methods on tuples of slots (hashed by identity, so a
+  test never reads an atom's string); the rare query whose CNF would be large is evaluated on its
+  tree.
+- Compiled entries hold strings, tuples and slots (atoms interned, shared by every entry), not the
+  Query objects nor per-entry sets, which keeps 100k subscriptions in tens of megabytes.
 - `add` and `remove` are incremental; only a change in the set of phrases and prefixes marks the
-  automaton stale, and it is rebuilt once, at the next match.
-- Hits are computed only for entries that matched, once per term per article (spans found with
-  `str.find` and an anchored regular expression built from normalised words, never from user input
-  as a pattern), and the same TermHit objects are shared by every Match that reports them.
+  automaton stale, and it is rebuilt once, at the next match. `bot.services.matcher.Matcher.load`
+  uses them to apply a reload from the database as a difference.
+- A Match computes its hits on first use, once per term and article (spans found with `str.find`
+  and an anchored regular expression built from normalised words, never from user input as a
+  pattern), and the same TermHit objects are shared by every Match that reports them; `terms`, all
+  that the poller stores, needs no span.
 """
 
 from __future__ import annotations
