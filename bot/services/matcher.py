@@ -49,6 +49,11 @@ class AlertFilters:
 
     @classmethod
     def of(cls, subscription: ActiveSubscription) -> AlertFilters:
+        source_ids = getattr(subscription, "source_ids", None)
+        excluded = getattr(subscription, "excluded_source_ids", None)
+        if (source_ids is None and not excluded and getattr(subscription, "muted_until", None) is None
+                and not getattr(subscription, "paused", False)):
+            return _NO_FILTERS  # most alerts: one shared object (a reload builds 100k of these)
         return cls(
             source_ids=_ids(getattr(subscription, "source_ids", None)),
             excluded_source_ids=_ids(getattr(subscription, "excluded_source_ids", None)) or frozenset(),
@@ -69,6 +74,7 @@ class AlertFilters:
         return True
 
 
+_NO_FILTERS = AlertFilters()
 _UNCHANGED: Any = object()
 
 
@@ -102,7 +108,10 @@ class Matcher:
                     log.warning("skipping unparsable subscription", extra={"subscription": sub.id, "error": str(exc)})
                     continue
                 pairs.append((sub.id, query))
-            targets[sub.id] = Target(sub.id, sub.chat_id, sub.message_thread_id)
+            target = self._targets.get(sub.id)
+            if target is None or target.chat_id != sub.chat_id or target.message_thread_id != sub.message_thread_id:
+                target = Target(sub.id, sub.chat_id, sub.message_thread_id)
+            targets[sub.id] = target
             filters[sub.id] = AlertFilters.of(sub)
         if fresh:
             self._index = SubscriptionIndex.build(pairs)
