@@ -78,6 +78,35 @@ async def test_an_alert_added_in_one_process_fires_in_the_other_within_seconds()
             await c.aclose()
 
 
+@needs_redis
+async def test_a_pause_in_one_process_silences_the_alert_in_the_other() -> None:
+    from redis.asyncio import Redis
+
+    channel = f"veille-test:{uuid.uuid4().hex}"
+    database = [ActiveSubscription(1, 42, "Azerbaïdjan", None)]
+    clients = [Redis.from_url(TEST_REDIS_URL), Redis.from_url(TEST_REDIS_URL)]
+    # No periodic reload within the test: only the announcement can carry the change.
+    bot = _Process("bot", clients[0], database, channel, full_reload_every=3600)
+    poller = _Process("poller", clients[1], database, channel, full_reload_every=3600)
+    bot.matcher.load(database)
+    poller.matcher.load(database)
+    await bot.start()
+    await poller.start()
+    try:
+        assert poller.matcher.match(DOC)
+        database[0] = ActiveSubscription(1, 42, "Azerbaïdjan", None, paused=True)  # committed first
+        assert bot.matcher.update_filters(1, paused=True)
+        await until(lambda: not poller.matcher.match(DOC), "the poller to see the pause")
+        database[0] = ActiveSubscription(1, 42, "Azerbaïdjan", None)
+        assert bot.matcher.update_filters(1, paused=False)
+        await until(lambda: poller.matcher.match(DOC), "the poller to see the resume")
+    finally:
+        await bot.stop()
+        await poller.stop()
+        for c in clients:
+            await c.aclose()
+
+
 def test_malformed_events_are_ignored() -> None:
     matcher = SyncedMatcher()
     sync = IndexSync(None, matcher, _no_reload, origin="a")

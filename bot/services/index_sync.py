@@ -2,10 +2,12 @@
 
 Rules:
 - A process that changes an alert patches its own index at once (as before), then publishes the
-  change on a Redis pub/sub channel: ``{"op": "add"|"remove"|"reload", "id": ..., "origin": ...}``.
+  change on a Redis pub/sub channel: ``{"op": "add"|"remove"|"update"|"reload", "id": ..., "origin": ...}``
+  ("update": its pause, mute or sources changed).
 - A process hearing another's change: a removal is applied in place at once; anything else (a new
-  or edited alert, whose query it must read) triggers a full reload from the database, debounced so
-  that a burst of changes costs one reload. Changes are published after their transaction
+  or edited alert, whose query or filters it must read) triggers a reload from the database,
+  debounced so that a burst of changes costs one reload, and cheap: `Matcher.load` re-parses only
+  the alerts whose query changed. Changes are published after their transaction
   committed, so the reload sees them.
 - Pub/sub forgets messages sent while a subscriber is disconnected, so every `full_reload_every`
   seconds (and after every reconnection) the index is rebuilt from the database anyway: a change
@@ -46,6 +48,13 @@ class SyncedMatcher(Matcher):
         super().remove(subscription_id)
         if self.on_change is not None:
             self.on_change("remove", subscription_id)
+
+    def update_filters(self, subscription_id: int, **changes: Any) -> bool:
+        """Pause, mute and source choices reach the other processes too (as a reload of the alert)."""
+        changed = super().update_filters(subscription_id, **changes)
+        if changed and self.on_change is not None:
+            self.on_change("update", subscription_id)
+        return changed
 
     def apply_remote_remove(self, subscription_id: int) -> None:
         """Another process removed it: patch without announcing it again."""
