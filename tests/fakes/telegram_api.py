@@ -610,6 +610,15 @@ class FakeTelegram:
         """The next `times` sends to the chat answer 429 with this retry_after."""
         self._flood.setdefault(chat_id, deque()).extend([retry_after] * times)
 
+    def clear_faults(self, *, flood_waits: bool = True) -> None:
+        """Removes the injected faults: queued and random failures, delays and (unless told to keep
+        them) queued 429s. The limits of `enforce_limits` stay."""
+        self._fail_next.clear()
+        self._random = None
+        self._delays.clear()
+        if flood_waits:
+            self._flood.clear()
+
     def enforce_limits(
         self,
         global_per_second: int = 30,
