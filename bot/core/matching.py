@@ -526,9 +526,12 @@ class Match:
 
     @property
     def terms(self) -> tuple[str, ...]:
-        if self._view is None or self._entry is None:
+        entry = self._entry
+        if self._view is None or entry is None:
             return tuple(dict.fromkeys(hit.term for hit in self.hits))
-        return tuple(dict.fromkeys(display for _, _, display in self._view.present_terms(self._entry)))
+        if entry.test is None and len(entry.trigger) == 1:  # one word or phrase: it fired, it is there
+            return (entry.text if entry.hit_terms is None else entry.hit_terms[2],)  # type: ignore[return-value]
+        return tuple(dict.fromkeys(display for _, _, display in self._view.present_terms(entry)))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Match):
@@ -597,7 +600,7 @@ class SubscriptionIndex:
         self._by_subscription: dict[int, _Entry] = {}
         self._slots: dict[str, _Slot] = {}  # atom → slot, for every atom some entry uses
         self._span_patterns: dict[str, re.Pattern[str]] = {}
-        self._patterns = 0  # phrase and prefix slots: the automaton looks for them
+        self._patterns: dict[str, _Slot] = {}  # phrase and prefix slots: the automaton looks for them
         self._automaton: ahocorasick.Automaton | None = None
         self._automaton_stale = False
         self._field_entries = 0  # entries using source: or lang:
@@ -665,7 +668,7 @@ class SubscriptionIndex:
             if atom.startswith("title:"):
                 self._slot(atom[6:]).title = slot
             elif not _is_single_word(atom) and not atom.startswith(_FIELD_PREFIXES):
-                self._patterns += 1
+                self._patterns[atom] = slot
                 self._automaton_stale = True
         return slot
 
@@ -678,7 +681,7 @@ class SubscriptionIndex:
         if atom.startswith("title:"):
             self._slots[atom[6:]].title = None
         elif not _is_single_word(atom) and not atom.startswith(_FIELD_PREFIXES):
-            self._patterns -= 1
+            del self._patterns[atom]
             self._automaton_stale = True
         self._span_patterns.pop(atom, None)
 
@@ -740,9 +743,8 @@ class SubscriptionIndex:
             self._automaton = None
             if self._patterns:
                 automaton = ahocorasick.Automaton()
-                for atom, slot in self._slots.items():
-                    if not _is_single_word(atom) and not atom.startswith(_FIELD_PREFIXES + ("title:",)):
-                        automaton.add_word(_ac_pattern(atom), slot)
+                for atom, slot in self._patterns.items():
+                    automaton.add_word(_ac_pattern(atom), slot)
                 automaton.make_automaton()
                 self._automaton = automaton
         return self._automaton
@@ -750,7 +752,9 @@ class SubscriptionIndex:
     def _slots_in(self, normalized: NormalizedText, automaton: ahocorasick.Automaton | None) -> set[_Slot]:
         """The slots of the plain keys (words, phrases, prefixes) the text contains."""
         words = normalized.words
-        found = set(filter(None, map(self._slots.get, words)))  # one lookup per word, in C
+        # One lookup per distinct word, in C: the dictionary is large and each lookup waits on memory,
+        # so the few microseconds spent removing repeated words pay for themselves.
+        found = set(filter(None, map(self._slots.get, set(words))))
         if automaton is not None and words:
             found.update([slot for _, slot in automaton.iter(" " + " ".join(words) + " ")])
         return found
@@ -817,7 +821,7 @@ class SubscriptionIndex:
             "distinct_queries": len(self._entries),
             "direct_queries": sum(entry.direct for entry in self._entries.values()),
             "atoms": len(self._slots),
-            "patterns": self._patterns,
+            "patterns": len(self._patterns),
             "automaton_bytes": automaton.get_stats()["total_size"] if automaton is not None else 0,
         }
 
