@@ -397,7 +397,7 @@ class App:
                 # The command menu is a convenience: a Telegram hiccup at start must not stop the bot.
                 self.scheduler.add_job(self._register_commands_until_done, "interval", seconds=60,
                                        id="register-commands", max_instances=1, coalesce=True)
-            schedule_admin_jobs(self.scheduler, self.bot, self.dispatcher["admin_services"])  # issue #8
+            schedule_admin_jobs(self.scheduler, self.bot, self.dispatcher["admin_services"], owner=process_name())
             if not settings.webhook_url:
                 await self.bot.delete_webhook(drop_pending_updates=False)
         if "poller" in self.parts:

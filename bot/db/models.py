@@ -264,3 +264,15 @@ class Broadcast(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class JobRun(Base):
+    """A scheduled job's run, claimed by the first process to start it (issue #9: several processes
+    run the same scheduler; a daily admin digest must go out once, not once per process)."""
+
+    __tablename__ = "job_runs"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)  # "admin-digest"
+    run_key: Mapped[str] = mapped_column(String(64), primary_key=True)  # "2026-11-27": which run
+    claimed_by: Mapped[str] = mapped_column(String(128))
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime)

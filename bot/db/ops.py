@@ -1,13 +1,14 @@
-"""Queries for operations (issue #9): readiness and the outbox gauges. Never commits."""
+"""Queries for operations (issue #9): readiness, the outbox gauges, scheduled job claims (the one that commits)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import Delivery
+from bot.db.models import Delivery, JobRun
 
 WAITING = ("pending", "sending")
 
@@ -26,3 +27,18 @@ async def outbox_backlog(session: AsyncSession, *, now: datetime) -> tuple[int, 
     if not count or oldest is None:
         return 0, 0.0
     return int(count), max(0.0, (now - oldest).total_seconds())
+
+
+async def claim_job_run(session: AsyncSession, name: str, run_key: str, *, owner: str, now: datetime) -> bool:
+    """Claims one run of a scheduled job; False if another process claimed it first.
+
+    The primary key (name, run_key) decides: the loser's INSERT fails. Runs in its own transaction
+    (the caller's session must not hold other work: on failure it is rolled back).
+    """
+    session.add(JobRun(name=name, run_key=run_key, claimed_by=owner[:128], claimed_at=now))
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        return False
+    return True

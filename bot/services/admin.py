@@ -26,7 +26,7 @@ from bot.core.matching import Document, match_query
 from bot.core.query import parse_query
 from bot.core.render import escape, utf16_length
 from bot.db import admin as db
-from bot.db import repo
+from bot.db import ops, repo
 from bot.db.models import Article, Chat
 from bot.errors import VeilleError
 from bot.i18n import N_, Gettext
@@ -150,6 +150,19 @@ class AdminService:
         self.clock = clock
         self.reload_index = reload_index
         self.timezone = timezone
+
+    # --- scheduled runs --------------------------------------------------------------------------
+
+    async def claim_daily_run(self, job: str, zone: str, *, owner: str) -> bool:
+        """True for the first process to start today's run of `job` (today in `zone`), False for the others.
+
+        At most once rather than at least once: a process that dies after claiming loses that day's run,
+        which beats every process of a scale-out sending the same digest.
+        """
+        now = self.clock()
+        today = now.astimezone(ZoneInfo(zone)).date().isoformat()
+        async with self.session_factory() as session:
+            return await ops.claim_job_run(session, job, today, owner=owner, now=now)
 
     # --- bans ------------------------------------------------------------------------------------
 

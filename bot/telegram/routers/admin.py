@@ -478,8 +478,11 @@ async def _chat_language(services: AdminServices, chat_id: int) -> str:
     return chat.language if chat is not None else "en"
 
 
-async def send_scheduled_digest(bot: Bot, services: AdminServices) -> int | None:
-    """The scheduled admin digest: the last 24 hours' top stories, broadcast to the configured chat."""
+async def send_scheduled_digest(bot: Bot, services: AdminServices, *, owner: str = "") -> int | None:
+    """The scheduled admin digest: the last 24 hours' top stories, broadcast to the configured chat.
+
+    Every bot process runs this job; the first to claim today's run in the database sends it.
+    """
     chat_id = await _resolve_chat(bot, services, services.digest_chat or "")
     if chat_id is None:
         return None
@@ -488,6 +491,10 @@ async def send_scheduled_digest(bot: Bot, services: AdminServices) -> int | None
     if not digest.stories:
         log.info("scheduled admin digest skipped: no stories")
         return None
+    zone = parse_schedule(services.digest_schedule)[2] if services.digest_schedule else services.admin.timezone
+    if not await services.admin.claim_daily_run("admin-digest", zone, owner=owner or "veille"):
+        log.info("scheduled admin digest already sent today by another process")
+        return None
     broadcast = await services.broadcasts.create_draft(0, render_digest(digest, _),
                                                        audience=Audience("chat", str(chat_id)))
     await services.broadcasts.confirm(broadcast.id)
@@ -495,7 +502,7 @@ async def send_scheduled_digest(bot: Bot, services: AdminServices) -> int | None
     return broadcast.id
 
 
-def schedule_admin_jobs(scheduler, bot: Bot, services: AdminServices) -> None:  # noqa: ANN001 - AsyncIOScheduler
+def schedule_admin_jobs(scheduler, bot: Bot, services: AdminServices, *, owner: str = "") -> None:  # noqa: ANN001
     """The live broadcast report (every `report_interval` s) and the scheduled admin digest, if set."""
     shown: dict[int, str] = {}
 
@@ -512,7 +519,7 @@ def schedule_admin_jobs(scheduler, bot: Bot, services: AdminServices) -> None:  
 
         async def digest() -> None:
             try:
-                await send_scheduled_digest(bot, services)
+                await send_scheduled_digest(bot, services, owner=owner)
             except Exception:
                 log.exception("scheduled admin digest failed")
 
