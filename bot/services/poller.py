@@ -38,7 +38,7 @@ from bot.core.language import detect_language
 from bot.core.matching import Document
 from bot.core.polling import PollPolicy, next_check_at, parse_cache_headers
 from bot.core.render import escape
-from bot.core.stories import fingerprint, fingerprint_to_bytes
+from bot.core.stories import FINGERPRINT_WORDS, fingerprint, fingerprint_to_bytes
 from bot.core.summary import clean_text, summarize
 from bot.core.text import normalize_words
 from bot.core.websub import hub_of_fetch
@@ -107,6 +107,7 @@ class _PreparedItem:
     url: str | None
     title: str
     fingerprint: int
+    fingerprint_words: int  # how many words the fingerprint read: short texts need closer matches
 
 
 @dataclass(slots=True)
@@ -366,7 +367,7 @@ class Poller:
 
             grown_stories: list[int] = []
             for article, p in new_articles:
-                assignment = await stories.assign(session, article, p.fingerprint, now=now)
+                assignment = await stories.assign(session, article, p.fingerprint, now=now, words=p.fingerprint_words)
                 if assignment.joined and assignment.new_source:
                     grown_stories.append(assignment.story_id)
 
@@ -554,9 +555,10 @@ def _prepare_item(
     summary = summarize(basis, language=language, max_chars=max_chars, title=item.title)
     title = item.title or (extracted.title if extracted and extracted.title else "") or (item.url or "")
     url = item.url or (extracted.canonical_url if extracted else None)
+    words = normalize_words(f"{title} {basis}")
     return _PreparedItem(
         item=item, text=text, summary=summary, language=language, url=url, title=title,
-        fingerprint=fingerprint(normalize_words(f"{title} {basis}")),
+        fingerprint=fingerprint(words), fingerprint_words=min(len(words), FINGERPRINT_WORDS),
     )
 
 

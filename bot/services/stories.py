@@ -90,10 +90,14 @@ class StoryClusterer:
             self.index.prune(now)
             self._last_prune = now
 
-    async def assign(self, session: AsyncSession, article: Article, fp: int, *, now: datetime) -> StoryAssignment:
-        """Puts a stored (flushed) article in a story, creating one if it has no near-duplicate."""
+    async def assign(
+        self, session: AsyncSession, article: Article, fp: int, *, now: datetime, words: int | None = None
+    ) -> StoryAssignment:
+        """Puts a stored (flushed) article in a story, creating one if it has no near-duplicate.
+
+        `words`: how many words the fingerprint was computed from (short texts need closer matches)."""
         published = article.published_at or now
-        story_id = self.index.find_story(fp, published) if fp else None
+        story_id = self.index.find_story(fp, published, words=words) if fp else None
         if story_id is not None and not await db.story_exists(session, story_id):
             story_id = None  # the transaction that created it was rolled back
         if story_id is None:
