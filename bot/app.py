@@ -40,7 +40,7 @@ from bot.db.engine import (
     sqlite_path,
 )
 from bot.db.migrate import upgrade
-from bot.errors import ConfigError, VeilleError
+from bot.errors import ConfigError
 from bot.fetcher.http import Fetcher, FetcherConfig
 from bot.metrics import MeteredSender, Metrics, watch_event_loop
 from bot.services.delivery import Deliverer
@@ -387,7 +387,9 @@ class App:
         with database_errors_explained(settings.database_url):  # PostgreSQL: the lock is the first connection
             async with self._startup_lock():
                 await self.core.prepare()
-        me = await self._check_telegram()
+        from bot.telegram.client import check_bot
+
+        me = await check_bot(self.bot, settings.telegram_api_url)
         log.info("telegram ready", extra={"bot": f"@{me.username}", "api": settings.telegram_api_url,
                                           "role": self.role})
         if "bot" in self.parts:
@@ -506,24 +508,6 @@ class App:
             finally:
                 await connection.execute(text("SELECT pg_advisory_unlock(726574)"))
                 await connection.commit()
-
-    async def _check_telegram(self) -> Any:
-        """getMe, translated into one clear sentence when the token or the Bot API is wrong."""
-        from aiogram.exceptions import TelegramUnauthorizedError
-
-        from bot.telegram.sender import SEND_ERRORS
-
-        api = self.core.settings.telegram_api_url
-        try:
-            return await self.bot.get_me()
-        except TelegramUnauthorizedError:
-            raise ConfigError(
-                "VEILLE_BOT_TOKEN was refused by Telegram (401 Unauthorized): copy the token again from @BotFather"
-            ) from None
-        except SEND_ERRORS as exc:
-            raise VeilleError(
-                f"cannot reach the Telegram Bot API at {api} ({exc}); check the network or VEILLE_TELEGRAM_API_URL"
-            ) from None
 
     async def _register_commands(self) -> bool:
         from bot.telegram.dispatcher import register_commands
