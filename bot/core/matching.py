@@ -529,7 +529,7 @@ class Match:
         entry = self._entry
         if self._view is None or entry is None:
             return tuple(dict.fromkeys(hit.term for hit in self.hits))
-        if entry.test is None and len(entry.trigger) == 1:  # one word or phrase: it fired, it is there
+        if entry.direct:  # one word or phrase: it fired, it is there
             return (entry.text if entry.hit_terms is None else entry.hit_terms[2],)  # type: ignore[return-value]
         return tuple(dict.fromkeys(display for _, _, display in self._view.present_terms(entry)))
 
