@@ -292,3 +292,13 @@ def test_groups_of_alternatives_are_evaluated_like_the_reference(typed, text, ex
     assert (reference is not None) == expected
     found = [m for m in index.match(doc) if m.subscription_id == 1]
     assert (found[0].hits if found else None) == reference
+
+
+def test_a_title_term_whose_test_simplifies_away_is_still_reported() -> None:
+    """Found by the property test: "-(-intitle:OTAN intitle:OTAN)" is always true, so the compiled test
+    drops intitle:OTAN, but the match must still report it as the reference does."""
+    queries = ["OTAN", '(-(-intitle:OTAN intitle:OTAN) (intitle:OTAN* OR intitle:"OTAN OTAN"))']
+    index = SubscriptionIndex.build(enumerate(parse_query(q) for q in queries))
+    matches = {m.subscription_id: m for m in index.match(Document("OTAN ", ""))}
+    assert [hit.term for hit in matches[1].hits] == ["OTAN", "OTAN*"]
+    assert sorted(matches[1].terms) == ["OTAN", "OTAN*"]

@@ -248,7 +248,11 @@ class _Entry:
     def atoms(self) -> set[str]:
         """Every atom its matching looks at (recomputed when needed rather than kept: memory)."""
         atoms = set(self.trigger)
-        atoms.update(self.terms()[::3])
+        terms = self.terms()
+        atoms.update(terms[::3])
+        # A title-only term is reported by its title: atom, even when the query's test no longer
+        # needs it ("-(-intitle:A intitle:A) …" simplifies away): its slot must exist to be found.
+        atoms.update("title:" + key for key, in_title in zip(terms[::3], terms[1::3], strict=True) if in_title)
         test = self.test
         if isinstance(test, tuple):
             required, forbidden, any_of, mixed = test if len(test) == 4 else (*test, (), ())
